@@ -1,0 +1,134 @@
+//! The element type of every tape: [`Scalar`].
+
+use crate::matrix::{MatMut, MatRef};
+use num_traits::Float;
+use std::fmt::{Debug, Display};
+
+/// A real number type on which a tape can run: `f64`, `f32`, or a dual number
+/// [`Dual<T>`](crate::Dual) over one of them (and so, recursively, `Dual<Dual<f64>>`).
+///
+/// Besides [`Float`], a scalar chooses its own matrix-product kernel: `f64` and `f32` call
+/// `matrixmultiply`, while a dual matrix is multiplied by three products of its real and
+/// tangent parts, read in place as strided views of the same buffer.
+pub trait Scalar: Float + Debug + Display + Default + Send + Sync + 'static {
+    /// `C ← A B` (when `accumulate` is false) or `C ← C + A B` (when true), on strided views.
+    ///
+    /// The caller guarantees `A` is `m×k`, `B` is `k×n` and `C` is `m×n`; the views are
+    /// checked by the tape before they get here, so a mismatch is an internal error.
+    fn gemm(a: MatRef<'_, Self>, b: MatRef<'_, Self>, c: MatMut<'_, Self>, accumulate: bool);
+
+    /// Whether this value and every derivative part it carries are finite.
+    fn is_all_finite(self) -> bool;
+
+    /// The real (primal) part as an `f64`, through every level of dual nesting.
+    fn primal_f64(self) -> f64;
+
+    /// Converts a constant; exact for `f64`, rounded for `f32`, and a dual with zero tangent.
+    fn from_f64(x: f64) -> Self;
+}
+
+fn check_gemm_shapes<T>(a: &MatRef<'_, T>, b: &MatRef<'_, T>, c: &MatMut<'_, T>) {
+    assert!(
+        a.cols() == b.rows() && c.rows() == a.rows() && c.cols() == b.cols(),
+        "internal error: gemm shapes {}×{} · {}×{} → {}×{}",
+        a.rows(),
+        a.cols(),
+        b.rows(),
+        b.cols(),
+        c.rows(),
+        c.cols()
+    );
+}
+
+macro_rules! impl_real_scalar {
+    ($t:ty, $kernel:path) => {
+        impl Scalar for $t {
+            fn gemm(
+                a: MatRef<'_, Self>,
+                b: MatRef<'_, Self>,
+                c: MatMut<'_, Self>,
+                accumulate: bool,
+            ) {
+                check_gemm_shapes(&a, &b, &c);
+                let (m, k, n) = (a.rows(), a.cols(), b.cols());
+                if m == 0 || n == 0 {
+                    return;
+                }
+                let beta = if accumulate { 1.0 } else { 0.0 };
+                // SAFETY: the views were built from live buffers whose extents cover
+                // every (row, col) index for the given strides (MatRef/MatMut invariant),
+                // the shapes were checked above, and `c` is a unique borrow.
+                unsafe {
+                    $kernel(
+                        m,
+                        k,
+                        n,
+                        1.0,
+                        a.as_ptr(),
+                        a.row_stride(),
+                        a.col_stride(),
+                        b.as_ptr(),
+                        b.row_stride(),
+                        b.col_stride(),
+                        beta,
+                        c.as_mut_ptr(),
+                        c.row_stride(),
+                        c.col_stride(),
+                    );
+                }
+            }
+
+            fn is_all_finite(self) -> bool {
+                self.is_finite()
+            }
+
+            fn primal_f64(self) -> f64 {
+                self as f64
+            }
+
+            fn from_f64(x: f64) -> Self {
+                x as $t
+            }
+        }
+    };
+}
+
+impl_real_scalar!(f64, matrixmultiply::dgemm);
+impl_real_scalar!(f32, matrixmultiply::sgemm);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Matrix;
+
+    /// Reference triple loop, the oracle for the kernel.
+    fn naive(a: &Matrix<f64>, b: &Matrix<f64>) -> Matrix<f64> {
+        Matrix::from_fn(a.rows(), b.cols(), |i, j| {
+            (0..a.cols()).map(|l| a[(i, l)] * b[(l, j)]).sum()
+        })
+    }
+
+    #[test]
+    fn gemm_matches_triple_loop_including_transposed_views() {
+        let a = Matrix::from_fn(5, 3, |i, j| (i as f64) - 0.5 * (j as f64) + 0.25);
+        let b = Matrix::from_fn(3, 4, |i, j| 0.3 * (i as f64) * (j as f64) - 1.0);
+        let mut c = Matrix::zeros(5, 4);
+        f64::gemm(a.as_ref(), b.as_ref(), c.as_mut(), false);
+        let want = naive(&a, &b);
+        for (x, y) in c.data().iter().zip(want.data()) {
+            assert!((x - y).abs() <= 1e-14 * (1.0 + y.abs()), "{x} vs {y}");
+        }
+        // Aᵀ-view times (A B): uses strides only, no copy.
+        let mut d = Matrix::zeros(3, 4);
+        f64::gemm(a.as_ref().t(), want.as_ref(), d.as_mut(), false);
+        let want_d = naive(&a.transpose(), &want);
+        for (x, y) in d.data().iter().zip(want_d.data()) {
+            assert!((x - y).abs() <= 1e-13 * (1.0 + y.abs()), "{x} vs {y}");
+        }
+        // Accumulate adds.
+        f64::gemm(a.as_ref().t(), want.as_ref(), d.as_mut(), true);
+        for (x, y) in d.data().iter().zip(want_d.data()) {
+            assert!((x - 2.0 * y).abs() <= 1e-13 * (1.0 + y.abs()), "{x} vs 2·{y}");
+        }
+    }
+}

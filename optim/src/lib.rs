@@ -1,0 +1,1 @@
+//! Second-order solvers and the convergence theory of Section 14.
