@@ -2,7 +2,9 @@
 #![doc = "(crate docs are written with the tape; see README)"]
 
 pub mod error;
+pub mod linalg;
 pub mod matrix;
+pub mod random;
 pub mod scalar;
 
 pub use error::{AutodiffError, Result};
