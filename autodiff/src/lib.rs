@@ -1,12 +1,78 @@
 //! Exact derivative products on matrices: reverse mode on a tape, forward mode with dual numbers.
-#![doc = "(crate docs are written with the tape; see README)"]
+//!
+//! A model is written once, generic over the [`Scalar`] type ([`modes::Function`]); running it
+//! on different scalars gives every product the curvature crate needs, exactly:
+//!
+//! - on `f64` with a recording [`Tape`]: the value, and `Jᵀ u` by one reverse sweep
+//!   ([`Tape::backward_with_seeds`] takes cotangents on any nodes, not only the output);
+//! - on [`Dual<f64>`] with tangent `v` on θ: `J v` from one forward pass (forward mode);
+//! - the reverse sweep over a `Dual<f64>` tape: `H v` (forward-over-reverse), since every
+//!   reverse rule is a plain function generic over the scalar and so differentiates itself;
+//! - on `Dual<Dual<f64>>`: second derivatives by forward-over-forward (used in tests as an
+//!   independent reference).
+//!
+//! Values are dense row-major matrices ([`Matrix`]): a batch is a matrix whose rows are
+//! examples, a flat parameter vector θ is `n×1` and is viewed as weights with [`Var::slice`].
+//! Nodes are whole matrix ops, never scalars, and matrix products go through `matrixmultiply`
+//! (a dual product is three real products on strided views of the same buffer).
+//!
+//! Mistakes in use (shapes, a variable from another tape, an out-of-range slice, a NaN when
+//! [`Tape::set_check_finite`] is on) are [`AutodiffError`]s naming the op and the shapes.
+//! The [`check`] module holds the finite-difference and adjoint checks this crate's own tests
+//! use, for users' functions and [`CustomOp`]s.
+//!
+//! # Example: `J v`, `Jᵀ u`, `H v` of a small network
+//! ```
+//! use autodiff::{check, modes, Function, Matrix, Result, Scalar, Tape, Var};
+//!
+//! /// h(θ) = mean over the batch of ½‖tanh(X Wᵀ) − Y‖², with θ = vec(W), W 2×3.
+//! struct Net { x: Matrix<f64>, y: Matrix<f64> }
+//! impl Function for Net {
+//!     fn eval<'t, T: Scalar>(&self, tape: &'t Tape<T>, theta: Var<'t, T>) -> Result<Var<'t, T>> {
+//!         let w = theta.slice(0, 2, 3)?;
+//!         let z = tape.constant_f64(&self.x).matmul_t(w)?.tanh()?;
+//!         let r = z.sub(tape.constant_f64(&self.y))?;
+//!         r.square()?.sum()?.scale(0.5 / self.x.rows() as f64)
+//!     }
+//! }
+//!
+//! let net = Net {
+//!     x: Matrix::from_fn(4, 3, |i, j| (i as f64 - j as f64) * 0.3),
+//!     y: Matrix::from_fn(4, 2, |i, j| if i % 2 == j { 1.0 } else { 0.0 }),
+//! };
+//! let theta = [0.1, -0.2, 0.3, 0.4, 0.0, -0.5];
+//! let v = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0];
+//!
+//! let (loss, gradient) = modes::gradient(&net, &theta)?;
+//! let (_, _, hv) = modes::hvp(&net, &theta, &v)?;
+//! assert!(loss > 0.0 && gradient.len() == 6 && hv.len() == 6);
+//!
+//! // Each product against central differences (tier 1e-8).
+//! check::check_gradient(&net, &theta, 1e-8)?.assert_passed();
+//! check::check_hvp(&net, &theta, &v, 1e-8)?.assert_passed();
+//! # Ok::<(), autodiff::AutodiffError>(())
+//! ```
 
+pub mod backward;
+pub mod check;
+pub mod dual;
 pub mod error;
 pub mod linalg;
 pub mod matrix;
+pub mod modes;
+pub mod op;
 pub mod random;
 pub mod scalar;
+pub mod tangents;
+pub mod tape;
+pub mod var;
 
+pub use backward::{Gradients, Retain};
+pub use dual::Dual;
 pub use error::{AutodiffError, Result};
 pub use matrix::{MatMut, MatRef, Matrix, Shape};
+pub use modes::Function;
+pub use op::{CustomOp, UnaryFn};
 pub use scalar::Scalar;
+pub use tangents::Tangents;
+pub use tape::{Tape, Var};

@@ -1,5 +1,13 @@
 //! Curvature matrices as linear operators: [`LinearOperator`], [`Damped`], and [`CurvatureKind`].
 
+mod block;
+mod curvature;
+mod diagonal;
+
+pub use block::{dense_block, BlockDiagonal};
+pub use curvature::{layer_blocks, CurvatureOperator};
+pub use diagonal::estimate_diagonal;
+
 use crate::error::{CurvatureError, Result};
 use autodiff::Matrix;
 
@@ -174,4 +182,45 @@ pub enum CurvatureKind {
     EmpiricalFisher,
     /// The block-diagonal restriction (one block per layer) of another kind.
     BlockDiagonal(Box<CurvatureKind>),
+}
+
+/// A linear operator from a closure `v ↦ B v`, e.g. a term of the Section 8.1.2 decomposition:
+/// `FnOperator::new(n, |v| pass.c_vector_product(v, None))`.
+pub struct FnOperator<F> {
+    dim: usize,
+    product: F,
+    symmetric: bool,
+}
+
+impl<F: Fn(&[f64]) -> Result<Vec<f64>>> FnOperator<F> {
+    /// An operator of dimension `dim` that is not assumed symmetric.
+    pub fn new(dim: usize, product: F) -> Self {
+        FnOperator { dim, product, symmetric: false }
+    }
+
+    /// Declares the operator symmetric (as `C + Cᵀ` or the activation term are).
+    pub fn symmetric(mut self) -> Self {
+        self.symmetric = true;
+        self
+    }
+}
+
+impl<F: Fn(&[f64]) -> Result<Vec<f64>>> LinearOperator for FnOperator<F> {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn apply(&self, v: &[f64], out: &mut [f64]) -> Result<()> {
+        check_apply_lengths("FnOperator::apply", self.dim, v, out)?;
+        let result = (self.product)(v)?;
+        if result.len() != self.dim {
+            return Err(CurvatureError::length("FnOperator::apply (product result)", self.dim, result.len()));
+        }
+        out.copy_from_slice(&result);
+        Ok(())
+    }
+
+    fn is_symmetric(&self) -> bool {
+        self.symmetric
+    }
 }

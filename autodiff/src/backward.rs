@@ -1,0 +1,103 @@
+//! The reverse sweep: seeds (cotangents) on any nodes in, adjoints out ([`Gradients`]).
+
+use crate::error::{AutodiffError, Result};
+use crate::matrix::Matrix;
+use crate::op::vjp::{propagate, Adjoints};
+use crate::op::Op;
+use crate::scalar::Scalar;
+use crate::tape::{Tape, Var};
+
+/// Which adjoints a sweep keeps in its [`Gradients`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Retain {
+    /// Only those of [`Tape::input`] leaves (the cheapest in memory).
+    #[default]
+    Inputs,
+    /// Every node's adjoint, e.g. `∇_{s_i} L` on the pre-activations, as the Section 8.1.2
+    /// products need.
+    All,
+}
+
+/// The adjoints computed by one reverse sweep, indexed by the variables of its tape.
+#[derive(Clone, Debug)]
+pub struct Gradients<T> {
+    tape_id: usize,
+    adjoints: Adjoints<T>,
+}
+
+impl<T: Scalar> Gradients<T> {
+    /// The adjoint of `var`, or `None` if no seed reaches it (or it was not retained, or `var`
+    /// is from another tape).
+    pub fn wrt(&self, var: Var<'_, T>) -> Option<&Matrix<T>> {
+        if var.tape_id != self.tape_id {
+            return None;
+        }
+        self.adjoints.get(var.index).and_then(|a| a.as_ref())
+    }
+
+    /// The adjoint of `var`, with zeros of its shape when no seed reaches it.
+    pub fn wrt_or_zeros(&self, var: Var<'_, T>) -> Matrix<T> {
+        self.wrt(var).cloned().unwrap_or_else(|| {
+            let s = var.shape();
+            Matrix::zeros(s.rows, s.cols)
+        })
+    }
+}
+
+impl<T: Scalar> Tape<T> {
+    /// One reverse sweep with the cotangent `seed` on `output` (`Jᵀ u` for `u = seed`).
+    pub fn backward(&self, output: Var<'_, T>, seed: Matrix<T>) -> Result<Gradients<T>> {
+        self.backward_with_seeds(&[(output, seed)], Retain::Inputs)
+    }
+
+    /// One reverse sweep with cotangents on several nodes at once: the adjoint of every node is
+    /// the sum over seeds of `(∂ seeded node / ∂ node)ᵀ seed`.
+    ///
+    /// Seeds on intermediate nodes are what the `Cᵀ v` and activation-term products of
+    /// Section 8.1.2 need. A seed must have its node's shape.
+    pub fn backward_with_seeds(
+        &self,
+        seeds: &[(Var<'_, T>, Matrix<T>)],
+        retain: Retain,
+    ) -> Result<Gradients<T>> {
+        let nodes = self.nodes.borrow();
+        let mut adjoints: Adjoints<T> = (0..nodes.len()).map(|_| None).collect();
+        let mut last = 0;
+        for (var, seed) in seeds {
+            self.check_var("backward", *var)?;
+            let shape = nodes[var.index].value.shape();
+            if seed.shape() != shape {
+                return Err(AutodiffError::shape("backward (seed vs node)", seed.shape(), shape));
+            }
+            match &mut adjoints[var.index] {
+                Some(a) => {
+                    for (x, &s) in a.data_mut().iter_mut().zip(seed.data()) {
+                        *x = *x + s;
+                    }
+                }
+                slot @ None => *slot = Some(seed.clone()),
+            }
+            last = last.max(var.index + 1);
+        }
+        for i in (0..last).rev() {
+            let Some(g) = adjoints[i].take() else { continue };
+            if self.checks_finite() && !g.data().iter().all(|x| x.is_all_finite()) {
+                return Err(AutodiffError::NonFinite {
+                    op: format!("backward through {}", nodes[i].op.name()),
+                    node: i,
+                });
+            }
+            if nodes[i].requires_grad {
+                propagate(&nodes, i, &g, &mut adjoints)?;
+            }
+            let keep = match retain {
+                Retain::All => true,
+                Retain::Inputs => matches!(nodes[i].op, Op::Input),
+            };
+            if keep {
+                adjoints[i] = Some(g);
+            }
+        }
+        Ok(Gradients { tape_id: self.id, adjoints })
+    }
+}

@@ -1,0 +1,169 @@
+//! The tangent rule of every built-in op: given the tangents of a node's operands (and the
+//! stored primal values), the tangent of the node. One `match`, mirroring [`vjp`](super::vjp).
+//!
+//! [`Tape::tangents`](crate::Tape::tangents) runs these rules over an already-recorded tape: the
+//! Jacobian-vector product without recomputing the forward values, which is what a curvature
+//! product repeated at a fixed θ and batch (conjugate gradient) wants. On a fresh point the
+//! dual-number forward pass gives the same `J v` in one go.
+
+use super::{zip_map, Op};
+use crate::error::{AutodiffError, Result};
+use crate::matrix::{MatRef, Matrix};
+use crate::scalar::Scalar;
+use crate::tape::Node;
+
+/// Tangent storage: `None` is a zero tangent (the node does not depend on the seeds).
+pub(crate) type TangentStore<T> = Vec<Option<Matrix<T>>>;
+
+fn product<T: Scalar>(a: MatRef<'_, T>, b: MatRef<'_, T>, into: &mut Option<Matrix<T>>) {
+    match into {
+        Some(m) => T::gemm(a, b, m.as_mut(), true),
+        slot @ None => {
+            let mut m = Matrix::zeros(a.rows(), b.cols());
+            T::gemm(a, b, m.as_mut(), false);
+            *slot = Some(m);
+        }
+    }
+}
+
+fn view<T: Copy>(m: &Matrix<T>, transpose: bool) -> MatRef<'_, T> {
+    if transpose {
+        m.as_ref().t()
+    } else {
+        m.as_ref()
+    }
+}
+
+fn map<T: Scalar>(t: &Matrix<T>, f: impl Fn(usize, T) -> T) -> Matrix<T> {
+    let data = t.data().iter().enumerate().map(|(k, &x)| f(k, x)).collect();
+    Matrix::from_vec(t.rows(), t.cols(), data).expect("internal error: tangent shape")
+}
+
+fn row_dots<T: Scalar>(a: &[T], b: &[T], cols: usize) -> Vec<T> {
+    a.chunks(cols).zip(b.chunks(cols)).map(|(x, y)| x.iter().zip(y).fold(T::zero(), |s, (&p, &q)| s + p * q)).collect()
+}
+
+/// The tangent of node `i`, or `None` if all its operands' tangents are zero.
+pub(crate) fn tangent<T: Scalar>(nodes: &[Node<T>], i: usize, tan: &TangentStore<T>) -> Result<Option<Matrix<T>>> {
+    let val = |j: usize| &nodes[j].value;
+    let out = &nodes[i].value;
+    let t = |j: usize| tan[j].as_ref();
+    Ok(match &nodes[i].op {
+        Op::Input | Op::Constant => None,
+        &Op::MatMul { a, b, trans_a, trans_b } => {
+            let mut c = None;
+            if let Some(ta) = t(a) {
+                product(view(ta, trans_a), view(val(b), trans_b), &mut c);
+            }
+            if let Some(tb) = t(b) {
+                product(view(val(a), trans_a), view(tb, trans_b), &mut c);
+            }
+            c
+        }
+        &Op::Add(a, b) | &Op::Sub(a, b) => {
+            let sign = if matches!(nodes[i].op, Op::Sub(..)) { -T::one() } else { T::one() };
+            match (t(a), t(b)) {
+                (None, None) => None,
+                (Some(x), None) => Some(x.clone()),
+                (None, Some(y)) => Some(y.map(|v| sign * v)),
+                (Some(x), Some(y)) => Some(zip_map(x, y, |p, q| p + sign * q)),
+            }
+        }
+        &Op::Mul(a, b) => {
+            let (ad, bd) = (val(a).data(), val(b).data());
+            match (t(a), t(b)) {
+                (None, None) => None,
+                (Some(x), None) => Some(map(x, |k, v| v * bd[k])),
+                (None, Some(y)) => Some(map(y, |k, v| ad[k] * v)),
+                (Some(x), Some(y)) => Some(map(x, |k, v| v * bd[k] + ad[k] * y.data()[k])),
+            }
+        }
+        &Op::Div(a, b) => {
+            // ċ = (ȧ − c ḃ) / b.
+            let (bd, cd) = (val(b).data(), out.data());
+            match (t(a), t(b)) {
+                (None, None) => None,
+                (Some(x), None) => Some(map(x, |k, v| v / bd[k])),
+                (None, Some(y)) => Some(map(y, |k, v| -cd[k] * v / bd[k])),
+                (Some(x), Some(y)) => Some(map(x, |k, v| (v - cd[k] * y.data()[k]) / bd[k])),
+            }
+        }
+        &Op::AddRow(a, r) => {
+            let cols = out.cols();
+            match (t(a), t(r)) {
+                (None, None) => None,
+                (ta, tr) => {
+                    let base = ta.cloned().unwrap_or_else(|| Matrix::zeros(out.rows(), cols));
+                    Some(match tr {
+                        Some(rt) => map(&base, |k, v| v + rt.data()[k % cols]),
+                        None => base,
+                    })
+                }
+            }
+        }
+        &Op::Scale(a, c) => t(a).map(|x| x.map(|v| v * c)),
+        &Op::AddScalar(a, _) | &Op::Reshape(a) => {
+            t(a).map(|x| x.clone().reshape(out.rows(), out.cols()).expect("internal error: reshape tangent"))
+        }
+        &Op::Transpose(a) => t(a).map(|x| x.transpose()),
+        &Op::Sum(a) => t(a).map(|x| Matrix::filled(1, 1, x.data().iter().fold(T::zero(), |s, &v| s + v))),
+        &Op::SumRows(a) => t(a).map(|x| {
+            Matrix::from_fn(x.rows(), 1, |r, _| x.row(r).iter().fold(T::zero(), |s, &v| s + v))
+        }),
+        &Op::SumCols(a) => t(a).map(|x| {
+            Matrix::from_fn(1, x.cols(), |_, c| (0..x.rows()).fold(T::zero(), |s, r| s + x[(r, c)]))
+        }),
+        &Op::Unary(a, f) => t(a).map(|x| {
+            let (xd, yd) = (val(a).data(), out.data());
+            map(x, |k, v| v * f.derivative_with_output(xd[k], yd[k]))
+        }),
+        &Op::Powi(a, n) => t(a).map(|x| {
+            let (xd, nn) = (val(a).data(), T::from_f64(n as f64));
+            map(x, |k, v| v * nn * xd[k].powi(n - 1))
+        }),
+        &Op::LogSumExp(a) => t(a).map(|x| {
+            // d lse_i = Σ_j softmax_ij ȧ_ij, softmax_ij = exp(a_ij − lse_i).
+            let (ad, cols) = (val(a).data(), x.cols());
+            let p: Vec<T> = ad.iter().enumerate().map(|(k, &v)| (v - out.data()[k / cols]).exp()).collect();
+            Matrix::column(row_dots(&p, x.data(), cols))
+        }),
+        &Op::Softmax(a) => t(a).map(|x| {
+            let (y, cols) = (out.data(), x.cols());
+            let dots = row_dots(y, x.data(), cols);
+            map(x, |k, v| y[k] * (v - dots[k / cols]))
+        }),
+        &Op::LogSoftmax(a) => t(a).map(|x| {
+            let cols = x.cols();
+            let p: Vec<T> = out.data().iter().map(|&v| v.exp()).collect();
+            let dots = row_dots(&p, x.data(), cols);
+            map(x, |k, v| v - dots[k / cols])
+        }),
+        &Op::Slice { a, start } => t(a).map(|x| {
+            let len = out.len();
+            Matrix::from_vec(out.rows(), out.cols(), x.data()[start..start + len].to_vec())
+                .expect("internal error: slice tangent")
+        }),
+        Op::Custom { op, inputs } => {
+            if inputs.iter().all(|&j| t(j).is_none()) {
+                None
+            } else {
+                let zeros: Vec<Matrix<T>> = inputs
+                    .iter()
+                    .map(|&j| Matrix::zeros(val(j).rows(), val(j).cols()))
+                    .collect();
+                let values: Vec<&Matrix<T>> = inputs.iter().map(|&j| val(j)).collect();
+                let tangents: Vec<&Matrix<T>> =
+                    inputs.iter().zip(&zeros).map(|(&j, z)| t(j).unwrap_or(z)).collect();
+                let result = op.jvp(&values, &tangents)?;
+                if result.shape() != out.shape() {
+                    return Err(AutodiffError::shape(
+                        format!("{} (jvp tangent vs output)", op.name()),
+                        result.shape(),
+                        out.shape(),
+                    ));
+                }
+                Some(result)
+            }
+        }
+    })
+}

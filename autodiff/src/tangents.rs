@@ -1,0 +1,65 @@
+//! The tangent sweep: `J v` over an already-recorded tape, reusing its forward values.
+
+use crate::error::{AutodiffError, Result};
+use crate::matrix::Matrix;
+use crate::op::jvp::{tangent, TangentStore};
+use crate::scalar::Scalar;
+use crate::tape::{Tape, Var};
+
+/// The tangents of every node computed by [`Tape::tangents`].
+#[derive(Clone, Debug)]
+pub struct Tangents<T> {
+    tape_id: usize,
+    tangents: TangentStore<T>,
+}
+
+impl<T: Scalar> Tangents<T> {
+    /// The tangent of `var`, or `None` when it is zero (no seed reaches it).
+    pub fn of(&self, var: Var<'_, T>) -> Option<&Matrix<T>> {
+        if var.tape_id != self.tape_id {
+            return None;
+        }
+        self.tangents.get(var.index).and_then(|t| t.as_ref())
+    }
+
+    /// The tangent of `var`, with zeros of its shape when no seed reaches it.
+    pub fn of_or_zeros(&self, var: Var<'_, T>) -> Matrix<T> {
+        self.of(var).cloned().unwrap_or_else(|| {
+            let s = var.shape();
+            Matrix::zeros(s.rows, s.cols)
+        })
+    }
+}
+
+impl<T: Scalar> Tape<T> {
+    /// Pushes the tangents `seeds` (usually `v` on θ) forward through every recorded node,
+    /// using the stored values: the forward-mode product `J v` of every node at once, at the
+    /// cost of the tangent part of a dual forward pass (no primal recomputation).
+    pub fn tangents(&self, seeds: &[(Var<'_, T>, Matrix<T>)]) -> Result<Tangents<T>> {
+        let nodes = self.nodes.borrow();
+        let mut store: TangentStore<T> = (0..nodes.len()).map(|_| None).collect();
+        let mut seeded = vec![false; nodes.len()];
+        for (var, seed) in seeds {
+            self.check_var("tangents", *var)?;
+            let shape = nodes[var.index].value.shape();
+            if seed.shape() != shape {
+                return Err(AutodiffError::shape("tangents (seed vs node)", seed.shape(), shape));
+            }
+            store[var.index] = Some(seed.clone());
+            seeded[var.index] = true;
+        }
+        for i in 0..nodes.len() {
+            if seeded[i] {
+                continue;
+            }
+            store[i] = tangent(&nodes, i, &store)?;
+        }
+        Ok(Tangents { tape_id: self.id, tangents: store })
+    }
+
+    /// A handle to node `index`, or `None` if the tape has no such node. Lets a struct that
+    /// owns a tape keep plain indices and rebuild its variables on demand.
+    pub fn var(&self, index: usize) -> Option<Var<'_, T>> {
+        (index < self.len()).then_some(Var { tape: self, tape_id: self.id, index })
+    }
+}

@@ -1,0 +1,183 @@
+//! The tape (a Wengert list of matrix-valued nodes) and [`Var`], a handle to one of its nodes.
+//!
+//! Nodes are pushed in evaluation order, so insertion order is a topological order and the
+//! reverse sweep is one backward loop ([`Tape::backward_with_seeds`]). A node holds its value;
+//! ops hold only node indices, so a tape over [`Dual`](crate::Dual) values records the same
+//! graph as one over `f64`, and the reverse sweep over it computes `H v` exactly.
+
+use crate::error::{AutodiffError, Result};
+use crate::matrix::{Matrix, Shape};
+use crate::op::Op;
+use crate::scalar::Scalar;
+use std::cell::{Cell, Ref, RefCell};
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+static NEXT_TAPE_ID: AtomicUsize = AtomicUsize::new(0);
+
+pub(crate) struct Node<T: Scalar> {
+    pub(crate) op: Op<T>,
+    pub(crate) value: Matrix<T>,
+    /// Whether any [`Op::Input`] leaf reaches this node; the sweep skips nodes that are not.
+    pub(crate) requires_grad: bool,
+}
+
+/// A recording of matrix operations over the scalar `T`.
+///
+/// ```
+/// use autodiff::{Matrix, Tape};
+/// let tape = Tape::<f64>::new();
+/// let w = tape.input(Matrix::from_vec(2, 2, vec![1.0, 2.0, 3.0, 4.0])?);
+/// let x = tape.constant(Matrix::from_vec(1, 2, vec![1.0, -1.0])?);
+/// let loss = x.matmul_t(w)?.square()?.sum()?; // ‖x Wᵀ‖²
+/// let grads = tape.backward(loss, Matrix::filled(1, 1, 1.0))?;
+/// // ∂/∂W ‖W xᵀ‖² = 2 (W xᵀ) x, with W xᵀ = (-1, -1).
+/// assert_eq!(grads.wrt(w).unwrap().data(), &[-2.0, 2.0, -2.0, 2.0]);
+/// # Ok::<(), autodiff::AutodiffError>(())
+/// ```
+pub struct Tape<T: Scalar> {
+    pub(crate) id: usize,
+    pub(crate) nodes: RefCell<Vec<Node<T>>>,
+    check_finite: Cell<bool>,
+}
+
+impl<T: Scalar> Default for Tape<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Scalar> fmt::Debug for Tape<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Tape {{ id: {}, nodes: {} }}", self.id, self.len())
+    }
+}
+
+impl<T: Scalar> Tape<T> {
+    /// An empty tape.
+    pub fn new() -> Self {
+        Tape {
+            id: NEXT_TAPE_ID.fetch_add(1, Ordering::Relaxed),
+            nodes: RefCell::new(Vec::new()),
+            check_finite: Cell::new(false),
+        }
+    }
+
+    /// Number of recorded nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.borrow().len()
+    }
+
+    /// Whether nothing is recorded yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// When on, every op checks its result (both parts of a dual) for NaN and infinity and
+    /// returns [`AutodiffError::NonFinite`] naming the op and node; the reverse sweep checks
+    /// each adjoint it produces the same way. Off by default (it costs one pass over each result).
+    pub fn set_check_finite(&self, on: bool) {
+        self.check_finite.set(on);
+    }
+
+    /// A leaf whose adjoint the reverse sweep computes (parameters θ).
+    pub fn input(&self, value: Matrix<T>) -> Var<'_, T> {
+        self.push_unchecked(Op::Input, value, true)
+    }
+
+    /// A leaf with no adjoint (data, targets, fixed weights).
+    pub fn constant(&self, value: Matrix<T>) -> Var<'_, T> {
+        self.push_unchecked(Op::Constant, value, false)
+    }
+
+    /// A constant from `f64` data, converted with [`Scalar::from_f64`] (a dual gets zero tangent).
+    pub fn constant_f64(&self, value: &Matrix<f64>) -> Var<'_, T> {
+        self.constant(value.map(T::from_f64))
+    }
+
+    /// A copy of the value of node `var`.
+    pub fn value(&self, var: Var<'_, T>) -> Result<Matrix<T>> {
+        self.check_var("value", var)?;
+        Ok(self.nodes.borrow()[var.index].value.clone())
+    }
+
+    /// Borrows the value of node `index` (no copy). Holding the borrow while recording panics,
+    /// so keep it short.
+    pub fn value_ref(&self, var: Var<'_, T>) -> Result<Ref<'_, Matrix<T>>> {
+        self.check_var("value_ref", var)?;
+        Ok(Ref::map(self.nodes.borrow(), |nodes| &nodes[var.index].value))
+    }
+
+    /// The shape of node `var`.
+    pub(crate) fn shape_of(&self, index: usize) -> Shape {
+        self.nodes.borrow()[index].value.shape()
+    }
+
+    pub(crate) fn check_var(&self, op: &str, var: Var<'_, T>) -> Result<()> {
+        if var.tape_id != self.id {
+            return Err(AutodiffError::ForeignVar { op: op.to_string() });
+        }
+        Ok(())
+    }
+
+    fn push_unchecked(&self, op: Op<T>, value: Matrix<T>, requires_grad: bool) -> Var<'_, T> {
+        let mut nodes = self.nodes.borrow_mut();
+        nodes.push(Node { op, value, requires_grad });
+        Var { tape: self, tape_id: self.id, index: nodes.len() - 1 }
+    }
+
+    /// Records an op whose value was computed by the caller; checks finiteness if asked.
+    pub(crate) fn push(&self, op: Op<T>, value: Matrix<T>) -> Result<Var<'_, T>> {
+        if self.check_finite.get() && !value.data().iter().all(|x| x.is_all_finite()) {
+            return Err(AutodiffError::NonFinite { op: op.name(), node: self.len() });
+        }
+        let requires_grad = {
+            let nodes = self.nodes.borrow();
+            op.operands().iter().any(|&i| nodes[i].requires_grad)
+        };
+        Ok(self.push_unchecked(op, value, requires_grad))
+    }
+
+    pub(crate) fn checks_finite(&self) -> bool {
+        self.check_finite.get()
+    }
+}
+
+/// A handle to a node of a [`Tape`]: cheap to copy, valid as long as the tape.
+///
+/// Ops are methods on `Var` (see [`crate::var`]) and return `Result<Var>`, since every op
+/// checks its operands' shapes and tape.
+#[derive(Clone, Copy)]
+pub struct Var<'t, T: Scalar> {
+    pub(crate) tape: &'t Tape<T>,
+    pub(crate) tape_id: usize,
+    pub(crate) index: usize,
+}
+
+impl<T: Scalar> fmt::Debug for Var<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Var {{ tape: {}, node: {}, shape: {} }}", self.tape_id, self.index, self.shape())
+    }
+}
+
+impl<'t, T: Scalar> Var<'t, T> {
+    /// The node's index on its tape (its position in evaluation order).
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The tape this variable lives on.
+    pub fn tape(&self) -> &'t Tape<T> {
+        self.tape
+    }
+
+    /// The node's shape.
+    pub fn shape(&self) -> Shape {
+        self.tape.shape_of(self.index)
+    }
+
+    /// A copy of the node's value.
+    pub fn value(&self) -> Matrix<T> {
+        self.tape.nodes.borrow()[self.index].value.clone()
+    }
+}

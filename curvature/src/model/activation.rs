@@ -1,0 +1,192 @@
+//! [`Activation`]: the φ_i of a layer, with the curvature product the Section 8.1.2 term needs.
+
+use crate::error::{CurvatureError, Result};
+use autodiff::{Scalar, UnaryFn, Var};
+use std::fmt;
+use std::str::FromStr;
+
+/// The activation `a_i = φ_i(s_i)` of a layer (Section 2).
+///
+/// The elementwise ones reuse [`UnaryFn`]'s rules (`φ`, `φ'`, `φ''` written once in `autodiff`);
+/// `Softmax` acts on a whole row and may only be the last layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Activation {
+    /// `φ(s) = s`.
+    Identity,
+    /// `φ(s) = tanh s`.
+    Tanh,
+    /// `φ(s) = 1 / (1 + e⁻ˢ)`.
+    Logistic,
+    /// `φ(s) = max(s, 0)`.
+    Relu,
+    /// `φ(s) = ln(1 + eˢ)`.
+    Softplus,
+    /// `φ(s)_j = e^{s_j} / Σ_k e^{s_k}` over a row (last layer only).
+    Softmax,
+}
+
+impl Activation {
+    /// Every activation, in a fixed order (for tests and help texts).
+    pub const ALL: [Activation; 6] = [
+        Activation::Identity,
+        Activation::Tanh,
+        Activation::Logistic,
+        Activation::Relu,
+        Activation::Softplus,
+        Activation::Softmax,
+    ];
+
+    /// The elementwise rule, or `None` for softmax.
+    pub fn unary(self) -> Option<UnaryFn> {
+        match self {
+            Activation::Identity => Some(UnaryFn::Identity),
+            Activation::Tanh => Some(UnaryFn::Tanh),
+            Activation::Logistic => Some(UnaryFn::Sigmoid),
+            Activation::Relu => Some(UnaryFn::Relu),
+            Activation::Softplus => Some(UnaryFn::Softplus),
+            Activation::Softmax => None,
+        }
+    }
+
+    /// The name used on command lines and in manifests.
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Identity => "identity",
+            Activation::Tanh => "tanh",
+            Activation::Logistic => "logistic",
+            Activation::Relu => "relu",
+            Activation::Softplus => "softplus",
+            Activation::Softmax => "softmax",
+        }
+    }
+
+    /// Records `a = φ(s)` on the tape; the identity records nothing and returns `s`.
+    pub fn apply<'t, T: Scalar>(self, s: Var<'t, T>) -> autodiff::Result<Var<'t, T>> {
+        match self {
+            Activation::Identity => Ok(s),
+            Activation::Softmax => s.softmax(),
+            other => s.apply(other.unary().expect("elementwise activation")),
+        }
+    }
+
+    /// `out ← ∇²_s (cᵀ φ(s)) u` for one example: the Hessian in `s` of `s ↦ cᵀ φ(s)` with the
+    /// cotangent `c = ∇_{a} L` held fixed, applied to `u`. This is the matrix
+    /// `Σ_j c_j H_{[φ(s)]_j}` of the activation term in Section 8.1.2.
+    ///
+    /// Elementwise φ: `c ⊙ φ''(s) ⊙ u`. Softmax, with `p = φ(s)`, `ṗ = p ⊙ (u − pᵀu)`:
+    /// `ṗ ⊙ (c − cᵀp) − p (cᵀṗ)`, the derivative along `u` of `∇_s (cᵀp) = p ⊙ (c − cᵀp)`.
+    pub fn curvature_product(self, s: &[f64], c: &[f64], u: &[f64], out: &mut [f64]) {
+        match self.unary() {
+            Some(f) => {
+                for k in 0..s.len() {
+                    out[k] = c[k] * f.second_derivative(s[k]) * u[k];
+                }
+            }
+            None => {
+                let max = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let total: f64 = s.iter().map(|v| (v - max).exp()).sum();
+                let p: Vec<f64> = s.iter().map(|v| (v - max).exp() / total).collect();
+                let p_u: f64 = p.iter().zip(u).map(|(a, b)| a * b).sum();
+                let p_dot: Vec<f64> = p.iter().zip(u).map(|(pk, uk)| pk * (uk - p_u)).collect();
+                let c_p: f64 = c.iter().zip(&p).map(|(a, b)| a * b).sum();
+                let c_p_dot: f64 = c.iter().zip(&p_dot).map(|(a, b)| a * b).sum();
+                for k in 0..s.len() {
+                    out[k] = p_dot[k] * (c[k] - c_p) - p[k] * c_p_dot;
+                }
+            }
+        }
+    }
+
+    /// `φ'(s)` elementwise (not defined for softmax, whose Jacobian is not diagonal).
+    pub fn derivative(self, s: f64) -> Option<f64> {
+        self.unary().map(|f| f.derivative(s))
+    }
+}
+
+impl fmt::Display for Activation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Activation {
+    type Err = CurvatureError;
+
+    /// Parses `identity`, `linear`, `tanh`, `logistic`, `sigmoid`, `relu`, `softplus`, `softmax`.
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "identity" | "linear" => Activation::Identity,
+            "tanh" => Activation::Tanh,
+            "logistic" | "sigmoid" => Activation::Logistic,
+            "relu" => Activation::Relu,
+            "softplus" => Activation::Softplus,
+            "softmax" => Activation::Softmax,
+            other => {
+                return Err(CurvatureError::invalid(
+                    "Activation::from_str",
+                    format!("unknown activation '{other}' (expected identity, tanh, logistic, relu, softplus or softmax)"),
+                ))
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The curvature product against central differences of the gradient
+    /// `∇_s (cᵀφ(s))`, written here independently: `c ⊙ φ'(s)` or `p ⊙ (c − cᵀp)`.
+    #[test]
+    fn curvature_product_matches_differences_of_the_gradient() {
+        let s = [0.3, -1.2, 0.8, 2.0];
+        let c = [0.5, -0.7, 1.1, 0.2];
+        let u = [1.0, 0.4, -0.3, 0.9];
+        let grad = |act: Activation, s: &[f64]| -> Vec<f64> {
+            match act {
+                Activation::Softmax => {
+                    let total: f64 = s.iter().map(|v| v.exp()).sum();
+                    let p: Vec<f64> = s.iter().map(|v| v.exp() / total).collect();
+                    let cp: f64 = c.iter().zip(&p).map(|(a, b)| a * b).sum();
+                    p.iter().zip(&c).map(|(pk, ck)| pk * (ck - cp)).collect()
+                }
+                Activation::Tanh => s.iter().zip(&c).map(|(x, ck)| ck / x.cosh().powi(2)).collect(),
+                Activation::Logistic => s
+                    .iter()
+                    .zip(&c)
+                    .map(|(x, ck)| {
+                        let e = (-x).exp();
+                        ck * e / (1.0 + e).powi(2)
+                    })
+                    .collect(),
+                Activation::Softplus => s.iter().zip(&c).map(|(x, ck)| ck / (1.0 + (-x).exp())).collect(),
+                Activation::Relu => s.iter().zip(&c).map(|(x, ck)| if *x > 0.0 { *ck } else { 0.0 }).collect(),
+                Activation::Identity => c.to_vec(),
+            }
+        };
+        for act in Activation::ALL {
+            let mut out = [0.0; 4];
+            act.curvature_product(&s, &c, &u, &mut out);
+            let h = 1e-4;
+            for k in 0..4 {
+                let at = |t: f64| -> f64 {
+                    let shifted: Vec<f64> = s.iter().zip(&u).map(|(a, b)| a + t * b).collect();
+                    grad(act, &shifted)[k]
+                };
+                // Richardson-extrapolated central difference; tier 1e-9 absolute at O(1) values.
+                let d = |h: f64| (at(h) - at(-h)) / (2.0 * h);
+                let fd = (4.0 * d(h / 2.0) - d(h)) / 3.0;
+                assert!((out[k] - fd).abs() < 1e-9, "{act} component {k}: {} vs {fd}", out[k]);
+            }
+        }
+    }
+
+    #[test]
+    fn names_round_trip_and_unknown_names_are_errors() {
+        for act in Activation::ALL {
+            assert_eq!(act.name().parse::<Activation>().unwrap(), act);
+        }
+        let err = "swish".parse::<Activation>().unwrap_err();
+        assert!(err.to_string().contains("unknown activation 'swish'"), "{err}");
+    }
+}

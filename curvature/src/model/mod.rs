@@ -1,0 +1,75 @@
+//! Models `z = f(x, θ)` written on the tape: the [`Model`] trait and the layered network [`Mlp`].
+
+mod activation;
+mod mlp;
+
+pub use activation::Activation;
+pub use mlp::Mlp;
+
+use autodiff::{Scalar, Tape, Var};
+use std::ops::Range;
+
+/// A network `z = f(x, θ)`, written once for every scalar type so that the same definition
+/// gives values (`f64`), `J v` (`Dual<f64>`) and `H v` (a reverse sweep over a dual tape).
+///
+/// `theta` is the flat `n×1` parameter vector; `x` is the batch (`N × m_0`, one example per
+/// row); the output is `N × m_ℓ`. Any such function gets every whole-matrix curvature product;
+/// the per-layer decomposition of Section 8.1.2 also needs [`Model::forward_layers`].
+pub trait Model {
+    /// The number of parameters `n = dim θ`.
+    fn num_params(&self) -> usize;
+
+    /// Records `z = f(x, θ)` and returns `z`.
+    fn forward<'t, T: Scalar>(
+        &self,
+        tape: &'t Tape<T>,
+        theta: Var<'t, T>,
+        x: Var<'t, T>,
+    ) -> autodiff::Result<Var<'t, T>>;
+
+    /// Records the forward pass and returns its layers (`s_i = W_i a_{i-1} + b_i`,
+    /// `a_i = φ_i(s_i)`), or `None` for a model without that structure (the default).
+    fn forward_layers<'t, T: Scalar>(
+        &self,
+        tape: &'t Tape<T>,
+        theta: Var<'t, T>,
+        x: Var<'t, T>,
+    ) -> autodiff::Result<Option<Vec<LayerVars<'t, T>>>> {
+        let _ = (tape, theta, x);
+        Ok(None)
+    }
+
+    /// Named ranges of θ (one per layer's `W_i` and `b_i` for a layered model), used for
+    /// block-diagonal restrictions and per-block reports. Default: one block, all of θ.
+    fn parameter_blocks(&self) -> Vec<ParameterBlock> {
+        vec![ParameterBlock { name: "θ".into(), layer: 0, range: 0..self.num_params() }]
+    }
+}
+
+/// A named contiguous range of θ.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParameterBlock {
+    /// E.g. `W1` or `b2`.
+    pub name: String,
+    /// The layer (1-based) the block belongs to, 0 when not layered.
+    pub layer: usize,
+    /// Positions in θ.
+    pub range: Range<usize>,
+}
+
+/// The nodes of layer `i` of a layered forward pass, and where its parameters sit in θ.
+#[derive(Clone, Debug)]
+pub struct LayerVars<'t, T: Scalar> {
+    /// The layer input `a_{i-1}` (`N × m_{i-1}`); `a_0 = x`.
+    pub input: Var<'t, T>,
+    /// The pre-activation `s_i = a_{i-1} W_iᵀ + 1 b_iᵀ` (`N × m_i`, rows are examples).
+    pub s: Var<'t, T>,
+    /// The output `a_i = φ_i(s_i)`; the same node as `s` for the identity.
+    pub a: Var<'t, T>,
+    /// φ_i.
+    pub activation: Activation,
+    /// Positions of `vec(W_i)` (row-major `m_i × m_{i-1}`) in θ.
+    pub weights: Range<usize>,
+    /// Positions of `b_i` in θ.
+    pub biases: Range<usize>,
+}

@@ -1,0 +1,121 @@
+//! The curvature matrices of a [`ForwardPass`] as [`LinearOperator`]s.
+
+use super::{check_apply_lengths, BlockDiagonal, CurvatureKind, LinearOperator};
+use crate::error::{CurvatureError, Result};
+use crate::loss;
+use crate::model::Model;
+use crate::problem::ForwardPass;
+use autodiff::Matrix;
+use rand::{rngs::StdRng, SeedableRng};
+
+#[derive(Clone, Debug)]
+enum Which {
+    Hessian,
+    Ggn,
+    Fisher,
+    EmpiricalFisher,
+    /// Sampled targets `ỹ`, one matrix per sample.
+    MonteCarloFisher(Vec<Matrix<f64>>),
+}
+
+/// One curvature matrix at the θ and batch of a [`ForwardPass`], known through its products.
+///
+/// Built by [`ForwardPass::hessian`], [`ggn`](ForwardPass::ggn), [`fisher`](ForwardPass::fisher),
+/// [`empirical_fisher`](ForwardPass::empirical_fisher),
+/// [`monte_carlo_fisher`](ForwardPass::monte_carlo_fisher) or [`ForwardPass::operator`].
+pub struct CurvatureOperator<'f, 'p, 'a, M: Model> {
+    pass: &'f ForwardPass<'p, 'a, M>,
+    which: Which,
+}
+
+impl<M: Model> LinearOperator for CurvatureOperator<'_, '_, '_, M> {
+    fn dim(&self) -> usize {
+        self.pass.dim()
+    }
+
+    fn apply(&self, v: &[f64], out: &mut [f64]) -> Result<()> {
+        check_apply_lengths("CurvatureOperator::apply", self.dim(), v, out)?;
+        let result = match &self.which {
+            Which::Hessian => self.pass.hessian_vector_product(v)?,
+            Which::Ggn => self.pass.ggn_vector_product(v)?,
+            Which::Fisher => self.pass.fisher_vector_product(v)?,
+            Which::EmpiricalFisher => self.pass.empirical_fisher_vector_product(v)?,
+            Which::MonteCarloFisher(targets) => {
+                let refs: Vec<&Matrix<f64>> = targets.iter().collect();
+                self.pass.outer_product_vector_product(&refs, v)?
+            }
+        };
+        out.copy_from_slice(&result);
+        Ok(())
+    }
+}
+
+impl<'p, 'a, M: Model> ForwardPass<'p, 'a, M> {
+    fn curvature(&self, which: Which) -> CurvatureOperator<'_, 'p, 'a, M> {
+        CurvatureOperator { pass: self, which }
+    }
+
+    /// The Hessian `H` of `h` (eqn 6).
+    pub fn hessian(&self) -> CurvatureOperator<'_, 'p, 'a, M> {
+        self.curvature(Which::Hessian)
+    }
+
+    /// The GGN `G = mean Jᵀ H_L J` (eqn 5).
+    pub fn ggn(&self) -> CurvatureOperator<'_, 'p, 'a, M> {
+        self.curvature(Which::Ggn)
+    }
+
+    /// The Fisher `F = mean Jᵀ F_R J` (eqn 7).
+    pub fn fisher(&self) -> CurvatureOperator<'_, 'p, 'a, M> {
+        self.curvature(Which::Fisher)
+    }
+
+    /// The empirical Fisher `F̄ = mean ∇L_n ∇L_nᵀ` (Section 11).
+    pub fn empirical_fisher(&self) -> CurvatureOperator<'_, 'p, 'a, M> {
+        self.curvature(Which::EmpiricalFisher)
+    }
+
+    /// The Monte-Carlo Fisher `mean_n mean_s g̃_{ns} g̃_{ns}ᵀ`, `g̃_{ns} = J_nᵀ ∇_z L(ỹ_{ns}, z_n)`
+    /// with `samples` targets `ỹ_{ns} ~ R_{y|z_n}` drawn once here from `seed` (Section 11.1), so
+    /// the operator is one fixed symmetric PSD matrix, an unbiased estimate of `F`.
+    pub fn monte_carlo_fisher(&self, samples: usize, seed: u64) -> Result<CurvatureOperator<'_, 'p, 'a, M>> {
+        if samples == 0 {
+            return Err(CurvatureError::invalid("monte_carlo_fisher", "needs at least one sample"));
+        }
+        let mut rng = StdRng::seed_from_u64(seed);
+        let targets = (0..samples)
+            .map(|_| loss::sample_targets(self.problem().loss, self.output(), &mut rng))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(self.curvature(Which::MonteCarloFisher(targets)))
+    }
+
+    /// The operator for `kind`; block-diagonal kinds keep one block per layer
+    /// ([`Model::parameter_blocks`] grouped by layer).
+    pub fn operator(&self, kind: &CurvatureKind) -> Result<Box<dyn LinearOperator + '_>> {
+        Ok(match kind {
+            CurvatureKind::Hessian => Box::new(self.hessian()),
+            CurvatureKind::Ggn => Box::new(self.ggn()),
+            CurvatureKind::Fisher => Box::new(self.fisher()),
+            CurvatureKind::EmpiricalFisher => Box::new(self.empirical_fisher()),
+            CurvatureKind::MonteCarloFisher { samples, seed } => {
+                Box::new(self.monte_carlo_fisher(*samples, *seed)?)
+            }
+            CurvatureKind::BlockDiagonal(inner) => {
+                let blocks = layer_blocks(self.problem().model);
+                Box::new(BlockDiagonal::new(self.operator(inner)?, blocks)?)
+            }
+        })
+    }
+}
+
+/// One range of θ per layer (its `W_i` and `b_i` together), from [`Model::parameter_blocks`].
+pub fn layer_blocks<M: Model + ?Sized>(model: &M) -> Vec<std::ops::Range<usize>> {
+    let mut blocks: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
+    for b in model.parameter_blocks() {
+        match blocks.last_mut() {
+            Some((layer, range)) if *layer == b.layer && range.end == b.range.start => range.end = b.range.end,
+            _ => blocks.push((b.layer, b.range)),
+        }
+    }
+    blocks.into_iter().map(|(_, r)| r).collect()
+}

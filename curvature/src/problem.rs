@@ -1,0 +1,307 @@
+//! A model, a loss and a batch ([`Problem`]), and the forward pass at one θ that every
+//! curvature product reuses ([`ForwardPass`]).
+//!
+//! All products average over the batch like the objective `h(θ) = (1/N) Σ_n L(y_n, f(x_n, θ))`.
+//!
+//! | product | paper | passes (after the cached forward) |
+//! |---|---|---|
+//! | `∇h` | eqn 1 | 1 backward (cached) |
+//! | `J v`, `Jᵀ u` | Sec 9.1 | 1 tangent sweep / 1 backward |
+//! | `G v = mean Jᵀ H_L J v` | eqn 5 | tangent sweep + backward |
+//! | `F v = mean Jᵀ F_R J v` | eqn 7 | tangent sweep + backward |
+//! | MC Fisher, empirical Fisher `F̄ v` | Sec 11 | tangent sweep + backward |
+//! | `H v` | eqn 6 | 1 dual forward + 1 dual backward (fresh tape) |
+//! | eqn 6 residual `Σ_j [∇_z L]_j H_{[f]_j} v` | eqn 6 | 1 dual forward + 1 dual backward |
+
+use crate::error::{CurvatureError, Result};
+use crate::loss::{self, PredictiveDistribution};
+use crate::model::Model;
+use autodiff::dual::{dual_matrix, split};
+use autodiff::{Dual, Gradients, Matrix, Retain, Tape, Var};
+use std::cell::OnceCell;
+
+/// A model, a loss `L(y, z) = −log r(y|z)` and a batch `(x, y)`: the objective
+/// `h(θ) = (1/N) Σ_n L(y_n, f(x_n, θ))` of Section 3.
+pub struct Problem<'a, M: Model> {
+    /// The network `f`.
+    pub model: &'a M,
+    /// The predictive distribution `R_{y|z}`.
+    pub loss: &'a dyn PredictiveDistribution,
+    /// Inputs, one example per row (`N × m_0`).
+    pub x: &'a Matrix<f64>,
+    /// Targets, one example per row.
+    pub y: &'a Matrix<f64>,
+}
+
+impl<'a, M: Model> Problem<'a, M> {
+    /// Errors if `x` and `y` have different numbers of rows, or the batch is empty.
+    pub fn new(
+        model: &'a M,
+        loss: &'a dyn PredictiveDistribution,
+        x: &'a Matrix<f64>,
+        y: &'a Matrix<f64>,
+    ) -> Result<Self> {
+        if x.rows() != y.rows() || x.rows() == 0 {
+            return Err(CurvatureError::Dimension {
+                op: "Problem::new".into(),
+                expected: "x and y with the same, non-zero number of rows".into(),
+                actual: format!("x {}, y {}", x.shape(), y.shape()),
+            });
+        }
+        Ok(Problem { model, loss, x, y })
+    }
+
+    /// The number of parameters `n`.
+    pub fn dim(&self) -> usize {
+        self.model.num_params()
+    }
+
+    /// Runs the forward pass at θ and keeps it for the products.
+    pub fn at(&self, theta: &[f64]) -> Result<ForwardPass<'_, 'a, M>> {
+        ForwardPass::new(self, theta)
+    }
+}
+
+/// Node indices of one layer on the cached tape.
+#[derive(Clone, Debug)]
+pub(crate) struct LayerNodes {
+    pub(crate) input: usize,
+    pub(crate) s: usize,
+    pub(crate) a: usize,
+    pub(crate) activation: crate::model::Activation,
+    pub(crate) weights: std::ops::Range<usize>,
+}
+
+/// The forward pass of a [`Problem`] at one θ, recorded once and reused by every product.
+pub struct ForwardPass<'p, 'a, M: Model> {
+    problem: &'p Problem<'a, M>,
+    theta: Vec<f64>,
+    tape: Tape<f64>,
+    theta_node: usize,
+    z_node: usize,
+    layers: Option<Vec<LayerNodes>>,
+    z: Matrix<f64>,
+    /// `∇_z h`: rows `∇_z L(y_n, z_n) / N`.
+    g_z: Matrix<f64>,
+    /// The reverse sweep seeded with `∇_z h`, every adjoint retained; computed on first use.
+    adjoints: OnceCell<Gradients<f64>>,
+}
+
+impl<'p, 'a, M: Model> ForwardPass<'p, 'a, M> {
+    fn new(problem: &'p Problem<'a, M>, theta: &[f64]) -> Result<Self> {
+        let n = problem.dim();
+        if theta.len() != n {
+            return Err(CurvatureError::length("ForwardPass (θ)", n, theta.len()));
+        }
+        let tape = Tape::<f64>::new();
+        let th = tape.input(Matrix::column(theta.to_vec()));
+        let x = tape.constant(problem.x.clone());
+        let (z, layers) = match problem.model.forward_layers(&tape, th, x)? {
+            Some(layers) => {
+                let z = layers.last().map(|l| l.a).ok_or_else(|| {
+                    CurvatureError::invalid("ForwardPass", "a layered model returned no layers")
+                })?;
+                let nodes = layers
+                    .iter()
+                    .map(|l| LayerNodes {
+                        input: l.input.index(),
+                        s: l.s.index(),
+                        a: l.a.index(),
+                        activation: l.activation,
+                        weights: l.weights.clone(),
+                    })
+                    .collect();
+                (z, Some(nodes))
+            }
+            None => (problem.model.forward(&tape, th, x)?, None),
+        };
+        let z_value = z.value();
+        let g_z = loss::loss_gradient(problem.loss, &z_value, problem.y)?;
+        let (theta_node, z_node) = (th.index(), z.index());
+        Ok(ForwardPass {
+            problem,
+            theta: theta.to_vec(),
+            tape,
+            theta_node,
+            z_node,
+            layers,
+            z: z_value,
+            g_z,
+            adjoints: OnceCell::new(),
+        })
+    }
+
+    fn node(&self, index: usize) -> Var<'_, f64> {
+        self.tape.var(index).expect("internal error: cached node index")
+    }
+
+    fn check_v(&self, op: &str, v: &[f64]) -> Result<()> {
+        if v.len() != self.dim() {
+            return Err(CurvatureError::length(op, self.dim(), v.len()));
+        }
+        Ok(())
+    }
+
+    /// The problem this pass belongs to.
+    pub fn problem(&self) -> &'p Problem<'a, M> {
+        self.problem
+    }
+
+    /// θ.
+    pub fn theta(&self) -> &[f64] {
+        &self.theta
+    }
+
+    /// The number of parameters `n`.
+    pub fn dim(&self) -> usize {
+        self.theta.len()
+    }
+
+    /// The network output `z = f(x, θ)` (`N × m_ℓ`).
+    pub fn output(&self) -> &Matrix<f64> {
+        &self.z
+    }
+
+    /// `∇_z h`, with rows `∇_z L(y_n, z_n) / N`.
+    pub fn output_gradient(&self) -> &Matrix<f64> {
+        &self.g_z
+    }
+
+    /// `h(θ) = (1/N) Σ_n L(y_n, z_n)`.
+    pub fn loss(&self) -> Result<f64> {
+        loss::mean_loss(self.problem.loss, &self.z, self.problem.y)
+    }
+
+    pub(crate) fn adjoints(&self) -> Result<&Gradients<f64>> {
+        if let Some(g) = self.adjoints.get() {
+            return Ok(g);
+        }
+        let grads = self
+            .tape
+            .backward_with_seeds(&[(self.node(self.z_node), self.g_z.clone())], Retain::All)?;
+        Ok(self.adjoints.get_or_init(|| grads))
+    }
+
+    /// `∇h(θ) = mean Jᵀ ∇_z L` (eqn 1), from one reverse sweep (cached).
+    pub fn gradient(&self) -> Result<Vec<f64>> {
+        Ok(self.adjoints()?.wrt_or_zeros(self.node(self.theta_node)).into_vec())
+    }
+
+    /// `J v` (`N × m_ℓ`, row n is `J_n v`), by a tangent sweep over the cached tape.
+    pub fn jacobian_vector_product(&self, v: &[f64]) -> Result<Matrix<f64>> {
+        self.check_v("jacobian_vector_product (v)", v)?;
+        let t = self.tape.tangents(&[(self.node(self.theta_node), Matrix::column(v.to_vec()))])?;
+        Ok(t.of_or_zeros(self.node(self.z_node)))
+    }
+
+    /// `Jᵀ u = Σ_n J_nᵀ u_n` for `u` of the output's shape, by one reverse sweep.
+    pub fn transpose_jacobian_vector_product(&self, u: &Matrix<f64>) -> Result<Vec<f64>> {
+        if u.shape() != self.z.shape() {
+            return Err(CurvatureError::Dimension {
+                op: "transpose_jacobian_vector_product (u)".into(),
+                expected: format!("the output's shape {}", self.z.shape()),
+                actual: u.shape().to_string(),
+            });
+        }
+        self.backward_from(&[(self.z_node, u.clone())])
+    }
+
+    /// One reverse sweep with seeds on cached nodes; returns the adjoint of θ.
+    pub(crate) fn backward_from(&self, seeds: &[(usize, Matrix<f64>)]) -> Result<Vec<f64>> {
+        let seeds: Vec<(Var<'_, f64>, Matrix<f64>)> =
+            seeds.iter().map(|(i, m)| (self.node(*i), m.clone())).collect();
+        let g = self.tape.backward_with_seeds(&seeds, Retain::Inputs)?;
+        Ok(g.wrt_or_zeros(self.node(self.theta_node)).into_vec())
+    }
+
+    /// The GGN product `G v = (1/N) Σ_n J_nᵀ H_L(z_n) J_n v` (eqn 5).
+    pub fn ggn_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
+        let jv = self.jacobian_vector_product(v)?;
+        let u = loss::apply_h_l_batch(self.problem.loss, &self.z, self.problem.y, &jv)?;
+        self.transpose_jacobian_vector_product(&u)
+    }
+
+    /// The Fisher product `F v = (1/N) Σ_n J_nᵀ F_R(z_n) J_n v` (eqn 7), exact through `F_R`.
+    pub fn fisher_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
+        let jv = self.jacobian_vector_product(v)?;
+        let u = loss::apply_f_r_batch(self.problem.loss, &self.z, &jv)?;
+        self.transpose_jacobian_vector_product(&u)
+    }
+
+    /// `(1/N) Σ_n g_n (g_nᵀ v)` with `g_n = J_nᵀ ∇_z L(t_n, z_n)` for the targets `t` (one row per
+    /// example), from one `J v` and one reverse sweep: the empirical Fisher with `t = y`, one
+    /// Monte-Carlo Fisher sample with `t = ỹ ~ R_{y|z}`.
+    pub(crate) fn outer_product_vector_product(&self, targets: &[&Matrix<f64>], v: &[f64]) -> Result<Vec<f64>> {
+        let jv = self.jacobian_vector_product(v)?;
+        let (rows, cols) = (self.z.rows(), self.z.cols());
+        let mut seed = Matrix::zeros(rows, cols);
+        let mut g = vec![0.0; cols];
+        let scale = 1.0 / (rows * targets.len().max(1)) as f64;
+        for t in targets {
+            for r in 0..rows {
+                self.problem.loss.grad_z(self.z.row(r), t.row(r), &mut g);
+                let c: f64 = g.iter().zip(jv.row(r)).map(|(a, b)| a * b).sum();
+                for (s, gk) in seed.row_mut(r).iter_mut().zip(&g) {
+                    *s += scale * c * gk;
+                }
+            }
+        }
+        self.transpose_jacobian_vector_product(&seed)
+    }
+
+    /// The empirical Fisher product `F̄ v = (1/N) Σ_n ∇L_n (∇L_nᵀ v)` over the training targets
+    /// (Section 11), where `∇L_n` is example n's gradient.
+    pub fn empirical_fisher_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
+        self.check_v("empirical_fisher_vector_product (v)", v)?;
+        self.outer_product_vector_product(&[self.problem.y], v)
+    }
+
+    /// `H v` for the objective (eqn 6), exact: a forward pass on duals with tangent `v` and a
+    /// reverse sweep over that dual tape, seeded at `z` with `∇_z h + (H_L J v)/N ε`.
+    pub fn hessian_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
+        self.second_order_product("hessian_vector_product (v)", v, true)
+    }
+
+    /// The second term of eqn 6, `(1/N) Σ_n Σ_j [∇_z L_n]_j H_{[f]_j} v`: the Hessian-vector
+    /// product of `θ ↦ (1/N) Σ_n ∇_z L_nᵀ f(x_n, θ)` with `∇_z L` held constant, so that
+    /// `H = G + residual` can be checked with products computed independently.
+    pub fn ggn_residual_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
+        self.second_order_product("ggn_residual_vector_product (v)", v, false)
+    }
+
+    fn second_order_product(&self, op: &str, v: &[f64], with_loss_curvature: bool) -> Result<Vec<f64>> {
+        self.check_v(op, v)?;
+        let tape = Tape::<Dual<f64>>::new();
+        let th = self.theta.iter().zip(v).map(|(&t, &e)| Dual::new(t, e)).collect();
+        let th = tape.input(Matrix::column(th));
+        let x = tape.constant_f64(self.problem.x);
+        let z = self.problem.model.forward(&tape, th, x)?;
+        let (_, z_tangent) = split(&z.value());
+        let seed_tangent = if with_loss_curvature {
+            loss::apply_h_l_batch(self.problem.loss, &self.z, self.problem.y, &z_tangent)?
+        } else {
+            Matrix::zeros(self.z.rows(), self.z.cols())
+        };
+        let seed = dual_matrix(&self.g_z, &seed_tangent)?;
+        let grads = tape.backward(z, seed)?;
+        Ok(grads.wrt_or_zeros(th).data().iter().map(|d| d.eps).collect())
+    }
+
+    pub(crate) fn layers(&self, op: &str) -> Result<&[LayerNodes]> {
+        self.layers.as_deref().ok_or_else(|| {
+            CurvatureError::invalid(op, "needs a layered model (Model::forward_layers returned None)")
+        })
+    }
+
+    pub(crate) fn node_var(&self, index: usize) -> Var<'_, f64> {
+        self.node(index)
+    }
+
+    pub(crate) fn tape(&self) -> &Tape<f64> {
+        &self.tape
+    }
+
+    pub(crate) fn theta_node(&self) -> usize {
+        self.theta_node
+    }
+}
