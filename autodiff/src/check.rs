@@ -80,7 +80,12 @@ impl fmt::Display for CheckReport {
 }
 
 /// Compares two vectors norm-wise (see [`CheckReport`]); lengths must agree.
-pub fn compare(check: &str, computed: &[f64], reference: &[f64], tolerance: f64) -> Result<CheckReport> {
+pub fn compare(
+    check: &str,
+    computed: &[f64],
+    reference: &[f64],
+    tolerance: f64,
+) -> Result<CheckReport> {
     if computed.len() != reference.len() {
         return Err(AutodiffError::shape(
             format!("compare ({check})"),
@@ -113,10 +118,7 @@ pub fn compare(check: &str, computed: &[f64], reference: &[f64], tolerance: f64)
 }
 
 /// The Richardson-extrapolated central difference of `g` at `t = 0`, for a vector-valued `g(t)`.
-pub fn central_difference(
-    h: f64,
-    mut g: impl FnMut(f64) -> Result<Vec<f64>>,
-) -> Result<Vec<f64>> {
+pub fn central_difference(h: f64, mut g: impl FnMut(f64) -> Result<Vec<f64>>) -> Result<Vec<f64>> {
     let mut d = |h: f64| -> Result<Vec<f64>> {
         let (plus, minus) = (g(h)?, g(-h)?);
         Ok(plus.iter().zip(&minus).map(|(p, m)| (p - m) / (2.0 * h)).collect())
@@ -136,7 +138,12 @@ fn shifted(theta: &[f64], v: &[f64], t: f64) -> Vec<f64> {
 }
 
 /// `J v` from [`modes::jvp`] against central differences of `F` along `v`.
-pub fn check_jvp<F: Function>(f: &F, theta: &[f64], v: &[f64], tolerance: f64) -> Result<CheckReport> {
+pub fn check_jvp<F: Function>(
+    f: &F,
+    theta: &[f64],
+    v: &[f64],
+    tolerance: f64,
+) -> Result<CheckReport> {
     let (_, jv) = modes::jvp(f, theta, v)?;
     let reference = central_difference(step_along(theta, v), |t| {
         Ok(modes::value(f, &shifted(theta, v, t))?.into_vec())
@@ -145,7 +152,12 @@ pub fn check_jvp<F: Function>(f: &F, theta: &[f64], v: &[f64], tolerance: f64) -
 }
 
 /// `Jᵀ u` from [`modes::vjp`] against central differences of `⟨u, F(θ)⟩` along each `eⱼ`.
-pub fn check_vjp<F: Function>(f: &F, theta: &[f64], u: &Matrix<f64>, tolerance: f64) -> Result<CheckReport> {
+pub fn check_vjp<F: Function>(
+    f: &F,
+    theta: &[f64],
+    u: &Matrix<f64>,
+    tolerance: f64,
+) -> Result<CheckReport> {
     let (_, jtu) = modes::vjp(f, theta, u)?;
     let reference = coordinate_differences(theta, |th| {
         let out = modes::value(f, th)?;
@@ -162,7 +174,12 @@ pub fn check_gradient<F: Function>(f: &F, theta: &[f64], tolerance: f64) -> Resu
 }
 
 /// `H v` from [`modes::hvp`] against central differences of the gradient along `v`.
-pub fn check_hvp<F: Function>(f: &F, theta: &[f64], v: &[f64], tolerance: f64) -> Result<CheckReport> {
+pub fn check_hvp<F: Function>(
+    f: &F,
+    theta: &[f64],
+    v: &[f64],
+    tolerance: f64,
+) -> Result<CheckReport> {
     let (_, _, hv) = modes::hvp(f, theta, v)?;
     let reference = central_difference(step_along(theta, v), |t| {
         Ok(modes::gradient(f, &shifted(theta, v, t))?.1)
@@ -183,7 +200,14 @@ pub fn check_adjoint<F: Function>(
     Ok(adjoint_report("⟨u, J v⟩ vs ⟨Jᵀ u, v⟩", u.data(), jv.data(), &jtu, v, tolerance))
 }
 
-fn adjoint_report(check: &str, u: &[f64], jv: &[f64], jtu: &[f64], v: &[f64], tolerance: f64) -> CheckReport {
+fn adjoint_report(
+    check: &str,
+    u: &[f64],
+    jv: &[f64],
+    jtu: &[f64],
+    v: &[f64],
+    tolerance: f64,
+) -> CheckReport {
     let lhs: f64 = u.iter().zip(jv).map(|(a, b)| a * b).sum();
     let rhs: f64 = jtu.iter().zip(v).map(|(a, b)| a * b).sum();
     let scale = u.iter().zip(jv).map(|(a, b)| (a * b).abs()).sum::<f64>()
@@ -198,7 +222,10 @@ fn adjoint_report(check: &str, u: &[f64], jv: &[f64], jtu: &[f64], v: &[f64], to
     }
 }
 
-fn coordinate_differences(theta: &[f64], mut g: impl FnMut(&[f64]) -> Result<f64>) -> Result<Vec<f64>> {
+fn coordinate_differences(
+    theta: &[f64],
+    mut g: impl FnMut(&[f64]) -> Result<f64>,
+) -> Result<Vec<f64>> {
     let scale = theta.iter().fold(1.0_f64, |m, x| m.max(x.abs()));
     let mut th = theta.to_vec();
     (0..theta.len())
@@ -218,18 +245,28 @@ fn coordinate_differences(theta: &[f64], mut g: impl FnMut(&[f64]) -> Result<f64
 /// from `seed`: `jvp` against central differences of `forward` (tier `tolerance`), `jvp`
 /// against `forward` run on dual numbers, and `vjp` against `jvp` by the adjoint identity
 /// (both round-off tier, `1e-12`). Returns the worst of the three.
-pub fn check_custom_op<Op>(op: &Op, inputs: &[Matrix<f64>], tolerance: f64, seed: u64) -> Result<CheckReport>
+pub fn check_custom_op<Op>(
+    op: &Op,
+    inputs: &[Matrix<f64>],
+    tolerance: f64,
+    seed: u64,
+) -> Result<CheckReport>
 where
     Op: CustomOp<f64> + CustomOp<Dual<f64>>,
 {
     let mut rng = StdRng::seed_from_u64(seed);
-    let tangents: Vec<Matrix<f64>> = inputs.iter().map(|x| random_matrix(x.rows(), x.cols(), &mut rng)).collect();
+    let tangents: Vec<Matrix<f64>> =
+        inputs.iter().map(|x| random_matrix(x.rows(), x.cols(), &mut rng)).collect();
     let refs: Vec<&Matrix<f64>> = inputs.iter().collect();
     let trefs: Vec<&Matrix<f64>> = tangents.iter().collect();
     let output = CustomOp::<f64>::forward(op, &refs)?;
     let jv = CustomOp::<f64>::jvp(op, &refs, &trefs)?;
     if jv.shape() != output.shape() {
-        return Err(AutodiffError::shape(format!("{} (jvp vs forward)", CustomOp::<f64>::name(op)), jv.shape(), output.shape()));
+        return Err(AutodiffError::shape(
+            format!("{} (jvp vs forward)", CustomOp::<f64>::name(op)),
+            jv.shape(),
+            output.shape(),
+        ));
     }
     let scale = inputs.iter().flat_map(|x| x.data()).fold(1.0_f64, |m, x| m.max(x.abs()));
     let fd = central_difference(1e-3 * scale, |t| {
@@ -252,12 +289,16 @@ where
     let drefs: Vec<&Matrix<Dual<f64>>> = duals.iter().collect();
     let dual_out = CustomOp::<Dual<f64>>::forward(op, &drefs)?;
     let dual_tangent: Vec<f64> = dual_out.data().iter().map(|d| d.eps).collect();
-    let by_dual = compare(&format!("{name}: jvp vs forward on duals"), jv.data(), &dual_tangent, 1e-12)?;
+    let by_dual =
+        compare(&format!("{name}: jvp vs forward on duals"), jv.data(), &dual_tangent, 1e-12)?;
 
     let cotangent = random_matrix(output.rows(), output.cols(), &mut rng);
     let vjps = CustomOp::<f64>::vjp(op, &refs, &output, &cotangent)?;
     if vjps.len() != inputs.len() {
-        return Err(AutodiffError::invalid(name, format!("vjp returned {} cotangents for {} inputs", vjps.len(), inputs.len())));
+        return Err(AutodiffError::invalid(
+            name,
+            format!("vjp returned {} cotangents for {} inputs", vjps.len(), inputs.len()),
+        ));
     }
     let flat_vjp: Vec<f64> = vjps.iter().flat_map(|m| m.data().iter().copied()).collect();
     let flat_tangent: Vec<f64> = tangents.iter().flat_map(|m| m.data().iter().copied()).collect();

@@ -250,7 +250,7 @@ impl<'a, T> MatRef<'a, T> {
 
     /// A view of a row-major slice as `rows×cols`; `None` if the length does not match.
     pub fn from_slice(data: &'a [T], rows: usize, cols: usize) -> Option<Self> {
-        (data.len() == rows * cols).then(|| MatRef {
+        (data.len() == rows * cols).then_some(MatRef {
             ptr: data.as_ptr(),
             rows,
             cols,
@@ -348,7 +348,7 @@ impl<'a, T> MatMut<'a, T> {
 
     /// A mutable view of a row-major slice as `rows×cols`; `None` if the length does not match.
     pub fn from_slice(data: &'a mut [T], rows: usize, cols: usize) -> Option<Self> {
-        (data.len() == rows * cols).then(|| MatMut {
+        (data.len() == rows * cols).then_some(MatMut {
             ptr: data.as_mut_ptr(),
             rows,
             cols,
@@ -391,6 +391,18 @@ impl<'a, T> MatMut<'a, T> {
             cols: self.rows,
             row_stride: self.col_stride,
             col_stride: self.row_stride,
+            _marker: PhantomData,
+        }
+    }
+
+    /// A shorter-lived mutable view of the same elements (a reborrow).
+    pub fn rb_mut(&mut self) -> MatMut<'_, T> {
+        MatMut {
+            ptr: self.ptr,
+            rows: self.rows,
+            cols: self.cols,
+            row_stride: self.row_stride,
+            col_stride: self.col_stride,
             _marker: PhantomData,
         }
     }

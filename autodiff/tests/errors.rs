@@ -15,14 +15,22 @@ fn shape_mismatches_name_the_op_and_both_shapes() {
     let err = a.matmul(b).unwrap_err();
     assert_eq!(
         err,
-        AutodiffError::ShapeMismatch { op: "matmul".into(), lhs: Shape::new(2, 3), rhs: Shape::new(2, 3) }
+        AutodiffError::ShapeMismatch {
+            op: "matmul".into(),
+            lhs: Shape::new(2, 3),
+            rhs: Shape::new(2, 3)
+        }
     );
     assert_eq!(err.to_string(), "matmul: shape mismatch between 2×3 and 2×3");
     let c = tape.input(m(3, 2));
     assert!(matches!(a.add(c), Err(AutodiffError::ShapeMismatch { ref op, .. }) if op == "add"));
     assert!(matches!(a.mul(c), Err(AutodiffError::ShapeMismatch { ref op, .. }) if op == "mul"));
-    assert!(matches!(a.add_row(c), Err(AutodiffError::ShapeMismatch { ref op, .. }) if op == "add_row"));
-    assert!(matches!(a.reshape(4, 2), Err(AutodiffError::ShapeMismatch { ref op, .. }) if op == "reshape"));
+    assert!(
+        matches!(a.add_row(c), Err(AutodiffError::ShapeMismatch { ref op, .. }) if op == "add_row")
+    );
+    assert!(
+        matches!(a.reshape(4, 2), Err(AutodiffError::ShapeMismatch { ref op, .. }) if op == "reshape")
+    );
     // A seed must have its node's shape.
     let err = tape.backward(a, m(3, 2)).unwrap_err();
     assert_eq!(err.to_string(), "backward (seed vs node): shape mismatch between 3×2 and 2×3");
@@ -45,7 +53,10 @@ fn slices_out_of_range_report_the_range_and_length() {
     let tape = Tape::<f64>::new();
     let theta = tape.input(m(10, 1));
     let err = theta.slice(8, 1, 3).unwrap_err();
-    assert_eq!(err, AutodiffError::SliceOutOfRange { op: "slice".into(), start: 8, end: 11, len: 10 });
+    assert_eq!(
+        err,
+        AutodiffError::SliceOutOfRange { op: "slice".into(), start: 8, end: 11, len: 10 }
+    );
     assert_eq!(err.to_string(), "slice: range 8..11 is out of range for 10 elements");
     assert!(theta.slice(0, 2, 5).is_ok());
 }
@@ -93,5 +104,8 @@ fn custom_op_rule_errors_are_reported() {
     let a = tape.input(m(2, 2));
     let y = a.custom(Arc::new(BadVjp), &[]).unwrap();
     let err = tape.backward_with_seeds(&[(y, m(2, 2))], Retain::Inputs).unwrap_err();
-    assert_eq!(err.to_string(), "bad_vjp (vjp cotangent vs input): shape mismatch between 1×1 and 2×2");
+    assert_eq!(
+        err.to_string(),
+        "bad_vjp (vjp cotangent vs input): shape mismatch between 1×1 and 2×2"
+    );
 }

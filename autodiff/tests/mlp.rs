@@ -96,7 +96,8 @@ fn jacobian_products_match_references() {
             e.data_mut()[row] = 1.0;
             let (_, jt_e) = modes::vjp(&mlp, &theta, &e).unwrap();
             e.data_mut()[row] = 0.0;
-            let rep = autodiff::check::compare("J row from Jᵀ eᵢ", &jt_e, j.row(row), 1e-12).unwrap();
+            let rep =
+                autodiff::check::compare("J row from Jᵀ eᵢ", &jt_e, j.row(row), 1e-12).unwrap();
             rep.assert_passed();
         }
     }

@@ -40,11 +40,18 @@ fn map<T: Scalar>(t: &Matrix<T>, f: impl Fn(usize, T) -> T) -> Matrix<T> {
 }
 
 fn row_dots<T: Scalar>(a: &[T], b: &[T], cols: usize) -> Vec<T> {
-    a.chunks(cols).zip(b.chunks(cols)).map(|(x, y)| x.iter().zip(y).fold(T::zero(), |s, (&p, &q)| s + p * q)).collect()
+    a.chunks(cols)
+        .zip(b.chunks(cols))
+        .map(|(x, y)| x.iter().zip(y).fold(T::zero(), |s, (&p, &q)| s + p * q))
+        .collect()
 }
 
 /// The tangent of node `i`, or `None` if all its operands' tangents are zero.
-pub(crate) fn tangent<T: Scalar>(nodes: &[Node<T>], i: usize, tan: &TangentStore<T>) -> Result<Option<Matrix<T>>> {
+pub(crate) fn tangent<T: Scalar>(
+    nodes: &[Node<T>],
+    i: usize,
+    tan: &TangentStore<T>,
+) -> Result<Option<Matrix<T>>> {
     let val = |j: usize| &nodes[j].value;
     let out = &nodes[i].value;
     let t = |j: usize| tan[j].as_ref();
@@ -102,11 +109,13 @@ pub(crate) fn tangent<T: Scalar>(nodes: &[Node<T>], i: usize, tan: &TangentStore
             }
         }
         &Op::Scale(a, c) => t(a).map(|x| x.map(|v| v * c)),
-        &Op::AddScalar(a, _) | &Op::Reshape(a) => {
-            t(a).map(|x| x.clone().reshape(out.rows(), out.cols()).expect("internal error: reshape tangent"))
-        }
+        &Op::AddScalar(a, _) | &Op::Reshape(a) => t(a).map(|x| {
+            x.clone().reshape(out.rows(), out.cols()).expect("internal error: reshape tangent")
+        }),
         &Op::Transpose(a) => t(a).map(|x| x.transpose()),
-        &Op::Sum(a) => t(a).map(|x| Matrix::filled(1, 1, x.data().iter().fold(T::zero(), |s, &v| s + v))),
+        &Op::Sum(a) => {
+            t(a).map(|x| Matrix::filled(1, 1, x.data().iter().fold(T::zero(), |s, &v| s + v)))
+        }
         &Op::SumRows(a) => t(a).map(|x| {
             Matrix::from_fn(x.rows(), 1, |r, _| x.row(r).iter().fold(T::zero(), |s, &v| s + v))
         }),
@@ -124,7 +133,8 @@ pub(crate) fn tangent<T: Scalar>(nodes: &[Node<T>], i: usize, tan: &TangentStore
         &Op::LogSumExp(a) => t(a).map(|x| {
             // d lse_i = Σ_j softmax_ij ȧ_ij, softmax_ij = exp(a_ij − lse_i).
             let (ad, cols) = (val(a).data(), x.cols());
-            let p: Vec<T> = ad.iter().enumerate().map(|(k, &v)| (v - out.data()[k / cols]).exp()).collect();
+            let p: Vec<T> =
+                ad.iter().enumerate().map(|(k, &v)| (v - out.data()[k / cols]).exp()).collect();
             Matrix::column(row_dots(&p, x.data(), cols))
         }),
         &Op::Softmax(a) => t(a).map(|x| {
@@ -147,10 +157,8 @@ pub(crate) fn tangent<T: Scalar>(nodes: &[Node<T>], i: usize, tan: &TangentStore
             if inputs.iter().all(|&j| t(j).is_none()) {
                 None
             } else {
-                let zeros: Vec<Matrix<T>> = inputs
-                    .iter()
-                    .map(|&j| Matrix::zeros(val(j).rows(), val(j).cols()))
-                    .collect();
+                let zeros: Vec<Matrix<T>> =
+                    inputs.iter().map(|&j| Matrix::zeros(val(j).rows(), val(j).cols())).collect();
                 let values: Vec<&Matrix<T>> = inputs.iter().map(|&j| val(j)).collect();
                 let tangents: Vec<&Matrix<T>> =
                     inputs.iter().zip(&zeros).map(|(&j, z)| t(j).unwrap_or(z)).collect();

@@ -6,16 +6,16 @@
 //! [`Dual`](crate::Dual) values *is* the Jacobian-vector product.
 
 pub mod custom;
-pub mod unary;
 pub(crate) mod jvp;
+pub mod unary;
 pub(crate) mod vjp;
 
 pub use custom::CustomOp;
 pub use unary::UnaryFn;
 
 use crate::matrix::Matrix;
-use smallvec::{smallvec, SmallVec};
 use crate::scalar::Scalar;
+use smallvec::{smallvec, SmallVec};
 use std::sync::Arc;
 
 /// One recorded operation; operands are node indices on the same tape.
@@ -26,7 +26,12 @@ pub(crate) enum Op<T: Scalar> {
     /// A leaf with no adjoint (data, targets).
     Constant,
     /// `op(A) op(B)` where `op` transposes when the flag is set.
-    MatMul { a: usize, b: usize, trans_a: bool, trans_b: bool },
+    MatMul {
+        a: usize,
+        b: usize,
+        trans_a: bool,
+        trans_b: bool,
+    },
     Add(usize, usize),
     Sub(usize, usize),
     Mul(usize, usize),
@@ -53,10 +58,16 @@ pub(crate) enum Op<T: Scalar> {
     /// Row-wise log-softmax.
     LogSoftmax(usize),
     /// Elements `start..start + rows·cols` of the operand (row-major), as `rows×cols`.
-    Slice { a: usize, start: usize },
+    Slice {
+        a: usize,
+        start: usize,
+    },
     /// The operand's elements in the same order, with a new shape.
     Reshape(usize),
-    Custom { op: Arc<dyn CustomOp<T>>, inputs: Vec<usize> },
+    Custom {
+        op: Arc<dyn CustomOp<T>>,
+        inputs: Vec<usize>,
+    },
 }
 
 impl<T: Scalar> Op<T> {

@@ -41,7 +41,8 @@ fn add_elementwise<T: Scalar>(
         }
         slot @ None => {
             let data = (0..rows * cols).map(f).collect();
-            *slot = Some(Matrix::from_vec(rows, cols, data).expect("internal error: adjoint shape"));
+            *slot =
+                Some(Matrix::from_vec(rows, cols, data).expect("internal error: adjoint shape"));
         }
     }
 }
@@ -192,8 +193,9 @@ pub(crate) fn propagate<T: Scalar>(
             if needs(a) {
                 // dx = g - softmax ⊙ Σ_j g_j per row, softmax = exp(y).
                 let y = nodes[i].value.data();
-                let sums: Vec<T> =
-                    (0..gr).map(|r| gd[r * gc..(r + 1) * gc].iter().fold(T::zero(), |s, &x| s + x)).collect();
+                let sums: Vec<T> = (0..gr)
+                    .map(|r| gd[r * gc..(r + 1) * gc].iter().fold(T::zero(), |s, &x| s + x))
+                    .collect();
                 add_elementwise(adj, a, gr, gc, |k| gd[k] - y[k].exp() * sums[k / gc]);
             }
         }
@@ -222,7 +224,11 @@ pub(crate) fn propagate<T: Scalar>(
             if cotangents.len() != inputs.len() {
                 return Err(crate::AutodiffError::invalid(
                     op.name(),
-                    format!("vjp returned {} cotangents for {} inputs", cotangents.len(), inputs.len()),
+                    format!(
+                        "vjp returned {} cotangents for {} inputs",
+                        cotangents.len(),
+                        inputs.len()
+                    ),
                 ));
             }
             for (&j, ct) in inputs.iter().zip(&cotangents) {
@@ -244,11 +250,7 @@ pub(crate) fn propagate<T: Scalar>(
 }
 
 fn row_dots<T: Scalar>(a: &[T], b: &[T], rows: usize, cols: usize) -> Vec<T> {
-    (0..rows)
-        .map(|r| {
-            (r * cols..(r + 1) * cols).fold(T::zero(), |s, k| s + a[k] * b[k])
-        })
-        .collect()
+    (0..rows).map(|r| (r * cols..(r + 1) * cols).fold(T::zero(), |s, k| s + a[k] * b[k])).collect()
 }
 
 /// Row-wise softmax, for rules and checks that need it outside the tape.

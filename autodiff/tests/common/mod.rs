@@ -46,15 +46,18 @@ pub fn values_in(n: usize, lo: f64, hi: f64, rng: &mut StdRng) -> Vec<f64> {
     (0..n).map(|_| rng.random_range(lo..hi)).collect()
 }
 
+/// A seeded generator.
 pub fn rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed)
 }
 
+/// `max |a − b|` over entries.
 pub fn max_abs_diff(a: &Matrix<f64>, b: &Matrix<f64>) -> f64 {
     assert_eq!(a.shape(), b.shape());
     a.data().iter().zip(b.data()).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
 }
 
+/// `max |a|` over entries.
 pub fn max_abs(a: &Matrix<f64>) -> f64 {
     a.data().iter().fold(0.0_f64, |m, x| m.max(x.abs()))
 }

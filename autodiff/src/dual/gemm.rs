@@ -1,0 +1,100 @@
+//! The product of dual matrices as three real products on strided views of the same buffers.
+//!
+//! With `#[repr(C)]`, a `Dual<T>` matrix with strides `(rs, cs)` at pointer `p` holds its values
+//! at `p as *const T` and its tangents at `(p as *const T) + 1`, both with strides
+//! `(2rs, 2cs)`. Then `C = A B` is `C.re = A.re B.re`, `C.eps = A.re B.eps + A.eps B.re`.
+//! A product whose operand has an all-zero tangent (data `x` in the first layer, or a constant
+//! weight) skips the corresponding real product: a cheap scan saves a third of the work.
+
+use super::Dual;
+use crate::matrix::{MatMut, MatRef};
+use crate::scalar::Scalar;
+
+fn parts<T>(m: MatRef<'_, Dual<T>>) -> (MatRef<'_, T>, MatRef<'_, T>) {
+    let base = m.as_ptr() as *const T;
+    // SAFETY: Dual<T> is repr(C) with two T fields, so element (i, j)'s re is at
+    // base + 2(i·rs + j·cs) and its eps one T further, inside the same allocation.
+    unsafe {
+        (
+            MatRef::from_raw_parts(
+                base,
+                m.rows(),
+                m.cols(),
+                2 * m.row_stride(),
+                2 * m.col_stride(),
+            ),
+            MatRef::from_raw_parts(
+                base.add(1),
+                m.rows(),
+                m.cols(),
+                2 * m.row_stride(),
+                2 * m.col_stride(),
+            ),
+        )
+    }
+}
+
+fn parts_mut<'m, T>(m: &'m mut MatMut<'_, Dual<T>>) -> (MatMut<'m, T>, MatMut<'m, T>) {
+    let base = m.as_mut_ptr() as *mut T;
+    // SAFETY: as in `parts`; the two views interleave and never alias each other.
+    unsafe {
+        (
+            MatMut::from_raw_parts(
+                base,
+                m.rows(),
+                m.cols(),
+                2 * m.row_stride(),
+                2 * m.col_stride(),
+            ),
+            MatMut::from_raw_parts(
+                base.add(1),
+                m.rows(),
+                m.cols(),
+                2 * m.row_stride(),
+                2 * m.col_stride(),
+            ),
+        )
+    }
+}
+
+fn all_zero<T: Scalar>(m: &MatRef<'_, T>) -> bool {
+    (0..m.rows()).all(|i| (0..m.cols()).all(|j| m.get(i, j).is_zero()))
+}
+
+fn zero_fill<T: Scalar>(m: &mut MatMut<'_, T>) {
+    for i in 0..m.rows() {
+        for j in 0..m.cols() {
+            // SAFETY: in range by the view's invariant.
+            unsafe {
+                *m.as_mut_ptr().offset(i as isize * m.row_stride() + j as isize * m.col_stride()) =
+                    T::zero();
+            }
+        }
+    }
+}
+
+pub(super) fn dual_gemm<T: Scalar>(
+    a: MatRef<'_, Dual<T>>,
+    b: MatRef<'_, Dual<T>>,
+    mut c: MatMut<'_, Dual<T>>,
+    accumulate: bool,
+) {
+    let (a_re, a_eps) = parts(a);
+    let (b_re, b_eps) = parts(b);
+    let (c_re, mut c_eps) = parts_mut(&mut c);
+    T::gemm(a_re, b_re, c_re, accumulate);
+    let a_tangent = !all_zero(&a_eps);
+    let b_tangent = !all_zero(&b_eps);
+    let mut eps_written = accumulate;
+    if b_tangent {
+        T::gemm(a_re, b_eps, c_eps.rb_mut(), eps_written);
+        eps_written = true;
+    }
+    if a_tangent {
+        T::gemm(a_eps, b_re, c_eps.rb_mut(), eps_written);
+        eps_written = true;
+    }
+    if !eps_written {
+        zero_fill(&mut c_eps);
+    }
+}
