@@ -48,7 +48,8 @@ fn run() -> Result<bool, Box<dyn std::error::Error>> {
     let y = autodiff::Matrix::from_fn(batch, 3, |i, j| if i % 3 == j { 1.0 } else { 0.0 });
     let loss = SoftmaxCrossEntropy;
     let problem = Problem::new(&mlp, &loss, &x, &y)?;
-    let theta: Vec<f64> = random_vector(mlp.num_params(), &mut rng).iter().map(|t| 0.3 * t).collect();
+    let theta: Vec<f64> =
+        random_vector(mlp.num_params(), &mut rng).iter().map(|t| 0.3 * t).collect();
     let v = random_vector(theta.len(), &mut rng);
     let u = random_matrix(batch, 3, &mut rng);
 
@@ -60,13 +61,25 @@ fn run() -> Result<bool, Box<dyn std::error::Error>> {
     );
     println!("loss h(θ) = {:.12}", pass.loss()?);
     let mut ok = true;
-    ok &= line("gradient norm ‖∇h‖", norm(&gradient), &verify::check_gradient(&problem, &theta, 1e-8)?);
+    ok &= line(
+        "gradient norm ‖∇h‖",
+        norm(&gradient),
+        &verify::check_gradient(&problem, &theta, 1e-8)?,
+    );
     let jv = pass.jacobian_vector_product(&v)?;
-    ok &= line("‖J v‖", norm(jv.data()), &verify::check_jacobian_vector_product(&problem, &theta, &v, 1e-8)?);
+    ok &= line(
+        "‖J v‖",
+        norm(jv.data()),
+        &verify::check_jacobian_vector_product(&problem, &theta, &v, 1e-8)?,
+    );
     let jtu = pass.transpose_jacobian_vector_product(&u)?;
     ok &= line("‖Jᵀ u‖", norm(&jtu), &verify::check_adjoint(&problem, &theta, &u, &v, 1e-12)?);
     let hv = pass.hessian_vector_product(&v)?;
-    ok &= line("‖H v‖", norm(&hv), &verify::check_hessian_vector_product(&problem, &theta, &v, 1e-8)?);
+    ok &= line(
+        "‖H v‖",
+        norm(&hv),
+        &verify::check_hessian_vector_product(&problem, &theta, &v, 1e-8)?,
+    );
     // G v against the dense GGN built from per-example Jacobians... here: G v vs H v − residual v (eqn 6).
     let gv = pass.ggn_vector_product(&v)?;
     let residual = pass.ggn_residual_vector_product(&v)?;

@@ -9,7 +9,7 @@ use autodiff::random::{random_matrix, random_vector};
 use autodiff::Matrix;
 use curvature::loss::{self, PredictiveDistribution};
 use curvature::operator::{dense_block, layer_blocks};
-use curvature::{Activation, FnOperator, LinearOperator, Mlp, Model, Problem};
+use curvature::{Activation, FnOperator, LinearOperator, Mlp, Problem};
 use quickcheck::{QuickCheck, TestResult};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
@@ -24,14 +24,15 @@ struct Case {
     label: String,
 }
 
-const SMOOTH: [Activation; 4] = [Activation::Identity, Activation::Tanh, Activation::Logistic, Activation::Softplus];
+const SMOOTH: [Activation; 4] =
+    [Activation::Identity, Activation::Tanh, Activation::Logistic, Activation::Softplus];
 
 /// A random network ending in an output layer that fits `loss_name`.
 fn random_case(seed: u64, hidden: &[Activation], loss_name: &str) -> Case {
     let mut rng = StdRng::seed_from_u64(seed);
     let loss = loss::by_name(loss_name).expect("known loss");
     let out_dim = match loss_name {
-        "gaussian_mean_logvar" => 2 * rng.random_range(1..=2),
+        "gaussian_mean_logvar" | "gaussian_natural" => 2 * rng.random_range(1..=2),
         _ => rng.random_range(2..=3),
     };
     let mut sizes = vec![rng.random_range(1..=3)];
@@ -39,17 +40,27 @@ fn random_case(seed: u64, hidden: &[Activation], loss_name: &str) -> Case {
         sizes.push(rng.random_range(1..=3));
     }
     sizes.push(out_dim);
-    let last = if loss_name == "categorical_probabilities" { Activation::Softmax } else { Activation::Identity };
+    // The output layer keeps z in the loss's domain: probabilities for the categorical on
+    // probabilities, positive precisions for the natural Gaussian (softplus; any map is fine,
+    // since the loss's z is what must be the natural parameter).
+    let last = match loss_name {
+        "categorical_probabilities" => Activation::Softmax,
+        "gaussian_natural" => Activation::Softplus,
+        _ => Activation::Identity,
+    };
     let mut acts = hidden.to_vec();
     acts.push(last);
     let mlp = Mlp::new(&sizes, &acts).unwrap();
     let batch = rng.random_range(1..=4);
     let x = random_matrix(batch, sizes[0], &mut rng);
-    let theta: Vec<f64> = random_vector(mlp.num_params(), &mut rng).iter().map(|t| 0.7 * t).collect();
+    let theta: Vec<f64> =
+        random_vector(mlp.num_params(), &mut rng).iter().map(|t| 0.7 * t).collect();
     // Targets drawn from the model's own predictive distribution at a random output, so every
     // target is valid for its loss (one-hot rows, probabilities, reals).
     let z = random_matrix(batch, out_dim, &mut rng);
-    let z = if last == Activation::Softmax {
+    let z = if last == Activation::Softplus {
+        z.map(|v| 0.5 + v.abs())
+    } else if last == Activation::Softmax {
         Matrix::from_fn(batch, out_dim, |i, j| {
             let total: f64 = z.row(i).iter().map(|v| v.exp()).sum();
             z[(i, j)].exp() / total
@@ -58,7 +69,9 @@ fn random_case(seed: u64, hidden: &[Activation], loss_name: &str) -> Case {
         z
     };
     let y = loss::sample_targets(loss.as_ref(), &z, &mut rng).unwrap();
-    let label = format!("seed {seed}, sizes {sizes:?}, activations {acts:?}, loss {loss_name}, batch {batch}");
+    let label = format!(
+        "seed {seed}, sizes {sizes:?}, activations {acts:?}, loss {loss_name}, batch {batch}"
+    );
     Case { mlp, loss, x, y, theta, label }
 }
 
@@ -90,7 +103,8 @@ fn check_decomposition(case: &Case) -> Result<(), String> {
     let residual = FnOperator::new(n, |v| pass.ggn_residual_vector_product(v)).to_dense().unwrap();
     let c = FnOperator::new(n, |v| pass.c_vector_product(v, None)).to_dense().unwrap();
     let ct = FnOperator::new(n, |v| pass.c_transpose_vector_product(v, None)).to_dense().unwrap();
-    let act = FnOperator::new(n, |v| pass.activation_term_vector_product(v, None)).to_dense().unwrap();
+    let act =
+        FnOperator::new(n, |v| pass.activation_term_vector_product(v, None)).to_dense().unwrap();
     let l = &case.label;
     let d = rel_diff(&h, &h.transpose());
     if d > EXACT {
@@ -134,7 +148,13 @@ fn check_decomposition(case: &Case) -> Result<(), String> {
 #[test]
 fn hessian_decomposes_into_ggn_cross_and_activation_terms() {
     fn prop(seed: u64, depth: u8, loss_pick: u8) -> TestResult {
-        let losses = ["squared_error", "softmax_cross_entropy", "bernoulli_logits", "gaussian_mean_logvar", "categorical_probabilities"];
+        let losses = [
+            "squared_error",
+            "softmax_cross_entropy",
+            "bernoulli_logits",
+            "gaussian_mean_logvar",
+            "categorical_probabilities",
+        ];
         let mut rng = StdRng::seed_from_u64(seed);
         let hidden = pick_hidden(&mut rng, depth as usize % 3, &SMOOTH);
         let case = random_case(seed, &hidden, losses[loss_pick as usize % losses.len()]);
@@ -149,6 +169,7 @@ fn hessian_decomposes_into_ggn_cross_and_activation_terms() {
 #[test]
 fn relu_networks_have_ggn_equal_to_hessian_on_diagonal_blocks() {
     // Botev et al. (cited in Section 8.1.3): C + Cᵀ vanishes on diagonal blocks and φ'' = 0.
+    let mut max_off_block = 0.0_f64;
     for seed in 0..20 {
         let depth = 1 + seed as usize % 3;
         let case = random_case(seed, &vec![Activation::Relu; depth], "softmax_cross_entropy");
@@ -163,11 +184,13 @@ fn relu_networks_have_ggn_equal_to_hessian_on_diagonal_blocks() {
             let d = hb.data().iter().zip(gb.data()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
             assert!(d <= EXACT * scale, "{}: block {block:?} differs by {d:e}", case.label);
         }
-        // Off the diagonal blocks they differ in general (a deep enough net has C ≠ 0).
-        if depth >= 2 {
-            assert!(rel_diff(&h, &g) > 1e-6, "{}: H = G everywhere, the check above proves nothing", case.label);
-        }
+        // Off the diagonal blocks they differ in general (C ≠ 0 unless units are dead).
+        max_off_block = max_off_block.max(rel_diff(&h, &g));
     }
+    assert!(
+        max_off_block > 1e-3,
+        "H = G everywhere on every network: the check above proves nothing"
+    );
 }
 
 #[test]
@@ -207,7 +230,13 @@ fn min_eigenvalue_relative(m: &Matrix<f64>) -> f64 {
 #[test]
 fn ggn_fisher_and_empirical_fishers_are_symmetric_psd() {
     for seed in 0..10 {
-        let name = ["squared_error", "softmax_cross_entropy", "bernoulli_logits", "categorical_probabilities", "gaussian_natural"][seed as usize % 5];
+        let name = [
+            "squared_error",
+            "softmax_cross_entropy",
+            "bernoulli_logits",
+            "categorical_probabilities",
+            "gaussian_natural",
+        ][seed as usize % 5];
         let case = random_case(seed, &[Activation::Tanh, Activation::Logistic], name);
         let problem = Problem::new(&case.mlp, case.loss.as_ref(), &case.x, &case.y).unwrap();
         let pass = problem.at(&case.theta).unwrap();
@@ -229,35 +258,54 @@ fn ggn_fisher_and_empirical_fishers_are_symmetric_psd() {
 #[test]
 fn monte_carlo_fisher_converges_to_the_fisher() {
     // The MC estimate is an average of S i.i.d. PSD matrices with mean F, so its error falls
-    // like 1/√S: we check that quadrupling S twice (16×) cuts the error by at least 2× overall,
-    // and that the largest S is within 10% of F.
+    // like 1/√S. Rare classes give the single-sample outer products heavy tails, so small S is
+    // noisy: we compare S = 64 with S = 4096 (expected 8× smaller error; we require 3×), each
+    // averaged over 8 seeds, and require S = 4096 to be within 3% of F (seen: about 0.9%).
     let case = random_case(3, &[Activation::Tanh], "softmax_cross_entropy");
     let problem = Problem::new(&case.mlp, case.loss.as_ref(), &case.x, &case.y).unwrap();
     let pass = problem.at(&case.theta).unwrap();
     let f = pass.fisher().to_dense().unwrap();
     let err = |samples: usize| -> f64 {
-        // Average over 4 seeds to tame the randomness of a single draw.
-        (0..4u64).map(|s| rel_diff(&pass.monte_carlo_fisher(samples, 100 + s).unwrap().to_dense().unwrap(), &f)).sum::<f64>() / 4.0
+        let mc = |s: u64| pass.monte_carlo_fisher(samples, 100 + s).unwrap().to_dense().unwrap();
+        (0..8u64).map(|s| rel_diff(&mc(s), &f)).sum::<f64>() / 8.0
     };
-    let (e1, e16, e256) = (err(4), err(64), err(1024));
-    println!("MC Fisher relative error: S=4 {e1:.3e}, S=64 {e16:.3e}, S=1024 {e256:.3e}");
-    assert!(e16 < e1 / 2.0 && e256 < e16 / 2.0, "no 1/√S decrease: {e1:e} {e16:e} {e256:e}");
-    assert!(e256 < 0.1, "S = 1024 still {e256:e} away");
+    let (small, large) = (err(64), err(4096));
+    println!("MC Fisher relative error: S=64 {small:.3e}, S=4096 {large:.3e}");
+    assert!(large < small / 3.0, "no 1/√S decrease: {small:e} → {large:e}");
+    assert!(large < 0.03, "S = 4096 still {large:e} away");
 }
 
 #[test]
 fn products_match_finite_differences_on_random_networks() {
-    use curvature::verify::{check_adjoint, check_gradient, check_hessian_vector_product, check_jacobian_vector_product};
+    use curvature::verify::{
+        check_adjoint, check_gradient, check_hessian_vector_product, check_jacobian_vector_product,
+    };
     for seed in 0..12 {
         let mut rng = StdRng::seed_from_u64(seed);
-        let pool = [Activation::Tanh, Activation::Logistic, Activation::Softplus, Activation::Identity];
+        let pool =
+            [Activation::Tanh, Activation::Logistic, Activation::Softplus, Activation::Identity];
         let hidden = pick_hidden(&mut rng, 1 + seed as usize % 3, &pool);
-        let name = ["squared_error", "softmax_cross_entropy", "bernoulli_logits", "gaussian_mean_logvar", "categorical_probabilities", "gaussian_natural"][seed as usize % 6];
+        let name = [
+            "squared_error",
+            "softmax_cross_entropy",
+            "bernoulli_logits",
+            "gaussian_mean_logvar",
+            "categorical_probabilities",
+            "gaussian_natural",
+        ][seed as usize % 6];
         let case = random_case(seed, &hidden, name);
         let problem = Problem::new(&case.mlp, case.loss.as_ref(), &case.x, &case.y).unwrap();
         let v = random_vector(case.theta.len(), &mut rng);
-        let u = random_matrix(case.x.rows(), case.y.cols().max(problem.at(&case.theta).unwrap().output().cols()), &mut rng);
-        let u = Matrix::from_fn(case.x.rows(), problem.at(&case.theta).unwrap().output().cols(), |i, j| u[(i, j)]);
+        let u = random_matrix(
+            case.x.rows(),
+            case.y.cols().max(problem.at(&case.theta).unwrap().output().cols()),
+            &mut rng,
+        );
+        let u = Matrix::from_fn(
+            case.x.rows(),
+            problem.at(&case.theta).unwrap().output().cols(),
+            |i, j| u[(i, j)],
+        );
         for report in [
             check_gradient(&problem, &case.theta, 1e-7).unwrap(),
             check_jacobian_vector_product(&problem, &case.theta, &v, 1e-7).unwrap(),

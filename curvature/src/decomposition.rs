@@ -61,7 +61,11 @@ impl<M: Model> ForwardPass<'_, '_, M> {
     pub fn c_transpose_vector_product(&self, v: &[f64], layer: Option<usize>) -> Result<Vec<f64>> {
         let layers = self.layers("c_transpose_vector_product")?;
         if v.len() != self.dim() {
-            return Err(crate::CurvatureError::length("c_transpose_vector_product (v)", self.dim(), v.len()));
+            return Err(crate::CurvatureError::length(
+                "c_transpose_vector_product (v)",
+                self.dim(),
+                v.len(),
+            ));
         }
         let adjoints = self.adjoints()?;
         let mut seeds = Vec::new();
@@ -82,7 +86,11 @@ impl<M: Model> ForwardPass<'_, '_, M> {
     /// The activation-curvature term `Σ_i J_{s_i}ᵀ (Σ_j [∇_{a_i}h]_j H_{[φ_i(s_i)]_j}) J_{s_i} v`
     /// (only layer `i` when `layer = Some(i)`): a tangent sweep for `J_{s_i} v`, the per-example
     /// curvature product of φ_i, and one reverse sweep with seeds on the `s_i` nodes.
-    pub fn activation_term_vector_product(&self, v: &[f64], layer: Option<usize>) -> Result<Vec<f64>> {
+    pub fn activation_term_vector_product(
+        &self,
+        v: &[f64],
+        layer: Option<usize>,
+    ) -> Result<Vec<f64>> {
         let layers = self.layers("activation_term_vector_product")?;
         if v.len() != self.dim() {
             return Err(crate::CurvatureError::length(
@@ -106,7 +114,12 @@ impl<M: Model> ForwardPass<'_, '_, M> {
             let s_val = self.node_var(l.s).value();
             let mut seed = Matrix::zeros(s_val.rows(), s_val.cols());
             for r in 0..s_val.rows() {
-                l.activation.curvature_product(s_val.row(r), g_a.row(r), s_dot.row(r), seed.row_mut(r));
+                l.activation.curvature_product(
+                    s_val.row(r),
+                    g_a.row(r),
+                    s_dot.row(r),
+                    seed.row_mut(r),
+                );
             }
             seeds.push((l.s, seed));
         }

@@ -231,7 +231,11 @@ impl<'p, 'a, M: Model> ForwardPass<'p, 'a, M> {
     /// `(1/N) Σ_n g_n (g_nᵀ v)` with `g_n = J_nᵀ ∇_z L(t_n, z_n)` for the targets `t` (one row per
     /// example), from one `J v` and one reverse sweep: the empirical Fisher with `t = y`, one
     /// Monte-Carlo Fisher sample with `t = ỹ ~ R_{y|z}`.
-    pub(crate) fn outer_product_vector_product(&self, targets: &[&Matrix<f64>], v: &[f64]) -> Result<Vec<f64>> {
+    pub(crate) fn outer_product_vector_product(
+        &self,
+        targets: &[&Matrix<f64>],
+        v: &[f64],
+    ) -> Result<Vec<f64>> {
         let jv = self.jacobian_vector_product(v)?;
         let (rows, cols) = (self.z.rows(), self.z.cols());
         let mut seed = Matrix::zeros(rows, cols);
@@ -269,7 +273,12 @@ impl<'p, 'a, M: Model> ForwardPass<'p, 'a, M> {
         self.second_order_product("ggn_residual_vector_product (v)", v, false)
     }
 
-    fn second_order_product(&self, op: &str, v: &[f64], with_loss_curvature: bool) -> Result<Vec<f64>> {
+    fn second_order_product(
+        &self,
+        op: &str,
+        v: &[f64],
+        with_loss_curvature: bool,
+    ) -> Result<Vec<f64>> {
         self.check_v(op, v)?;
         let tape = Tape::<Dual<f64>>::new();
         let th = self.theta.iter().zip(v).map(|(&t, &e)| Dual::new(t, e)).collect();
@@ -289,7 +298,10 @@ impl<'p, 'a, M: Model> ForwardPass<'p, 'a, M> {
 
     pub(crate) fn layers(&self, op: &str) -> Result<&[LayerNodes]> {
         self.layers.as_deref().ok_or_else(|| {
-            CurvatureError::invalid(op, "needs a layered model (Model::forward_layers returned None)")
+            CurvatureError::invalid(
+                op,
+                "needs a layered model (Model::forward_layers returned None)",
+            )
         })
     }
 

@@ -253,9 +253,7 @@ fn max_min_keep_the_chosen_derivative_and_comparisons_use_re() {
     let p = Dual::variable(-2.0).powf(Dual::constant(3.0));
     assert!(close(p.re, -8.0) && close(p.eps, 12.0));
     assert!(Dual::variable(-1.0).ln().re.is_nan());
-    assert!(
-        !Dual::new(1.0, f64::NAN).is_all_finite() && Dual::new(1.0, f64::NAN).is_finite()
-    );
+    assert!(!Dual::new(1.0, f64::NAN).is_all_finite() && Dual::new(1.0, f64::NAN).is_finite());
 }
 
 fn naive(a: &Matrix<Dual<f64>>, b: &Matrix<Dual<f64>>) -> Matrix<Dual<f64>> {

@@ -159,8 +159,12 @@ mod tests {
                         ck * e / (1.0 + e).powi(2)
                     })
                     .collect(),
-                Activation::Softplus => s.iter().zip(&c).map(|(x, ck)| ck / (1.0 + (-x).exp())).collect(),
-                Activation::Relu => s.iter().zip(&c).map(|(x, ck)| if *x > 0.0 { *ck } else { 0.0 }).collect(),
+                Activation::Softplus => {
+                    s.iter().zip(&c).map(|(x, ck)| ck / (1.0 + (-x).exp())).collect()
+                }
+                Activation::Relu => {
+                    s.iter().zip(&c).map(|(x, ck)| if *x > 0.0 { *ck } else { 0.0 }).collect()
+                }
                 Activation::Identity => c.to_vec(),
             }
         };

@@ -42,7 +42,9 @@ impl Mlp {
         if let Some(i) = sizes.iter().position(|&m| m == 0) {
             return Err(CurvatureError::invalid("Mlp::new", format!("layer width {i} is zero")));
         }
-        if let Some(i) = activations[..activations.len() - 1].iter().position(|&a| a == Activation::Softmax) {
+        if let Some(i) =
+            activations[..activations.len() - 1].iter().position(|&a| a == Activation::Softmax)
+        {
             return Err(CurvatureError::invalid(
                 "Mlp::new",
                 format!("softmax may only be the last activation, found at layer {}", i + 1),
@@ -109,11 +111,20 @@ impl Mlp {
                 let (w, b) = (self.weight_range(i), self.bias_range(i));
                 format!(
                     "W{i} ({}x{} row-major) at [{}, {}), b{i} ({}) at [{}, {})",
-                    self.sizes[i], self.sizes[i - 1], w.start, w.end, self.sizes[i], b.start, b.end
+                    self.sizes[i],
+                    self.sizes[i - 1],
+                    w.start,
+                    w.end,
+                    self.sizes[i],
+                    b.start,
+                    b.end
                 )
             })
             .collect();
-        format!("theta = concat over layers of [W_i row-major (m_i x m_(i-1)), b_i]: {}", parts.join("; "))
+        format!(
+            "theta = concat over layers of [W_i row-major (m_i x m_(i-1)), b_i]: {}",
+            parts.join("; ")
+        )
     }
 
     fn record<'t, T: Scalar>(
@@ -186,7 +197,9 @@ mod tests {
 
     #[test]
     fn layout_is_contiguous_and_covers_theta() {
-        let mlp = Mlp::new(&[3, 4, 2, 5], &[Activation::Tanh, Activation::Relu, Activation::Softmax]).unwrap();
+        let mlp =
+            Mlp::new(&[3, 4, 2, 5], &[Activation::Tanh, Activation::Relu, Activation::Softmax])
+                .unwrap();
         let blocks = mlp.parameter_blocks();
         assert_eq!(blocks.len(), 6);
         assert_eq!(blocks[0].range, 0..12);

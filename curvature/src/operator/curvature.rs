@@ -78,7 +78,11 @@ impl<'p, 'a, M: Model> ForwardPass<'p, 'a, M> {
     /// The Monte-Carlo Fisher `mean_n mean_s g̃_{ns} g̃_{ns}ᵀ`, `g̃_{ns} = J_nᵀ ∇_z L(ỹ_{ns}, z_n)`
     /// with `samples` targets `ỹ_{ns} ~ R_{y|z_n}` drawn once here from `seed` (Section 11.1), so
     /// the operator is one fixed symmetric PSD matrix, an unbiased estimate of `F`.
-    pub fn monte_carlo_fisher(&self, samples: usize, seed: u64) -> Result<CurvatureOperator<'_, 'p, 'a, M>> {
+    pub fn monte_carlo_fisher(
+        &self,
+        samples: usize,
+        seed: u64,
+    ) -> Result<CurvatureOperator<'_, 'p, 'a, M>> {
         if samples == 0 {
             return Err(CurvatureError::invalid("monte_carlo_fisher", "needs at least one sample"));
         }
@@ -113,7 +117,9 @@ pub fn layer_blocks<M: Model + ?Sized>(model: &M) -> Vec<std::ops::Range<usize>>
     let mut blocks: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
     for b in model.parameter_blocks() {
         match blocks.last_mut() {
-            Some((layer, range)) if *layer == b.layer && range.end == b.range.start => range.end = b.range.end,
+            Some((layer, range)) if *layer == b.layer && range.end == b.range.start => {
+                range.end = b.range.end
+            }
             _ => blocks.push((b.layer, b.range)),
         }
     }

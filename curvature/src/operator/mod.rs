@@ -214,7 +214,11 @@ impl<F: Fn(&[f64]) -> Result<Vec<f64>>> LinearOperator for FnOperator<F> {
         check_apply_lengths("FnOperator::apply", self.dim, v, out)?;
         let result = (self.product)(v)?;
         if result.len() != self.dim {
-            return Err(CurvatureError::length("FnOperator::apply (product result)", self.dim, result.len()));
+            return Err(CurvatureError::length(
+                "FnOperator::apply (product result)",
+                self.dim,
+                result.len(),
+            ));
         }
         out.copy_from_slice(&result);
         Ok(())

@@ -18,7 +18,11 @@ fn step(theta: &[f64], v: &[f64]) -> f64 {
 }
 
 /// `∇h` against central differences of `h` along each coordinate (`4n` loss evaluations).
-pub fn check_gradient<M: Model>(problem: &Problem<'_, M>, theta: &[f64], tolerance: f64) -> Result<CheckReport> {
+pub fn check_gradient<M: Model>(
+    problem: &Problem<'_, M>,
+    theta: &[f64],
+    tolerance: f64,
+) -> Result<CheckReport> {
     let gradient = problem.at(theta)?.gradient()?;
     let mut reference = Vec::with_capacity(theta.len());
     let mut e = vec![0.0; theta.len()];

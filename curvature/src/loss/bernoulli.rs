@@ -1,0 +1,47 @@
+//! Independent Bernoulli outputs on logits (sigmoid cross-entropy).
+
+use super::PredictiveDistribution;
+use crate::error::Result;
+use autodiff::op::unary::sigmoid;
+use autodiff::UnaryFn;
+use rand::{Rng, RngCore};
+
+/// `R_{y|z} = Π_j Bernoulli(σ(z_j))`: `L = Σ_j softplus(z_j) − y_j z_j`, `∇_z L = σ(z) − y`,
+/// `H_L = F_R = diag(σ(z)(1 − σ(z)))`: `z` is the natural parameter. Targets in `[0, 1]`
+/// (the autoencoder's pixel intensities are allowed, not only `{0, 1}`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BernoulliLogits;
+
+impl PredictiveDistribution for BernoulliLogits {
+    fn name(&self) -> &str {
+        "bernoulli_logits"
+    }
+    fn target_dim(&self, output_dim: usize) -> Result<usize> {
+        Ok(output_dim)
+    }
+    fn loss(&self, z: &[f64], y: &[f64]) -> f64 {
+        z.iter().zip(y).map(|(&v, &t)| UnaryFn::Softplus.value(v) - t * v).sum()
+    }
+    fn grad_z(&self, z: &[f64], y: &[f64], out: &mut [f64]) {
+        for k in 0..z.len() {
+            out[k] = sigmoid(z[k]) - y[k];
+        }
+    }
+    fn apply_h_l(&self, z: &[f64], _y: &[f64], u: &[f64], out: &mut [f64]) {
+        self.apply_f_r(z, u, out);
+    }
+    fn apply_f_r(&self, z: &[f64], u: &[f64], out: &mut [f64]) {
+        for k in 0..z.len() {
+            let s = sigmoid(z[k]);
+            out[k] = s * (1.0 - s) * u[k];
+        }
+    }
+    fn sample(&self, z: &[f64], rng: &mut dyn RngCore, y: &mut [f64]) {
+        for (t, &v) in y.iter_mut().zip(z) {
+            *t = if rng.random::<f64>() < sigmoid(v) { 1.0 } else { 0.0 };
+        }
+    }
+    fn is_natural_parameter(&self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,137 @@
+//! Categorical predictive distributions: on logits (softmax in the loss) and on probabilities
+//! (softmax inside the network).
+
+use super::PredictiveDistribution;
+use crate::error::{CurvatureError, Result};
+use rand::{Rng, RngCore};
+
+/// Stable softmax of one row.
+pub(crate) fn softmax(z: &[f64]) -> Vec<f64> {
+    let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = z.iter().map(|v| (v - max).exp()).collect();
+    let total: f64 = e.iter().sum();
+    e.into_iter().map(|v| v / total).collect()
+}
+
+/// Draws a category from probabilities `p` (normalized here) and writes a one-hot row.
+fn sample_one_hot(p: &[f64], rng: &mut dyn RngCore, y: &mut [f64]) {
+    let total: f64 = p.iter().sum();
+    let mut u = rng.random::<f64>() * total;
+    y.fill(0.0);
+    let mut chosen = p.len() - 1;
+    for (k, &pk) in p.iter().enumerate() {
+        if u < pk {
+            chosen = k;
+            break;
+        }
+        u -= pk;
+    }
+    y[chosen] = 1.0;
+}
+
+/// `R_{y|z} = Categorical(softmax(z))` on logits: `L = −Σ_j y_j ln softmax(z)_j`,
+/// `∇_z L = (Σ_j y_j) p − y`, `H_L = (Σ_j y_j)(diag(p) − p pᵀ)`, `F_R = diag(p) − p pᵀ` with
+/// `p = softmax(z)`. Targets are one-hot (or probability) rows; for them `Σ y = 1` and
+/// `F_R = H_L`: `z` is the natural parameter (Section 9.2).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SoftmaxCrossEntropy;
+
+impl PredictiveDistribution for SoftmaxCrossEntropy {
+    fn name(&self) -> &str {
+        "softmax_cross_entropy"
+    }
+    fn target_dim(&self, output_dim: usize) -> Result<usize> {
+        if output_dim < 2 {
+            return Err(CurvatureError::invalid(
+                "softmax_cross_entropy::target_dim",
+                "needs at least 2 classes",
+            ));
+        }
+        Ok(output_dim)
+    }
+    fn loss(&self, z: &[f64], y: &[f64]) -> f64 {
+        let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let lse = max + z.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
+        y.iter().zip(z).map(|(t, v)| t * (lse - v)).sum()
+    }
+    fn grad_z(&self, z: &[f64], y: &[f64], out: &mut [f64]) {
+        let p = softmax(z);
+        let total: f64 = y.iter().sum();
+        for k in 0..z.len() {
+            out[k] = total * p[k] - y[k];
+        }
+    }
+    fn apply_h_l(&self, z: &[f64], y: &[f64], u: &[f64], out: &mut [f64]) {
+        let total: f64 = y.iter().sum();
+        self.apply_f_r(z, u, out);
+        out.iter_mut().for_each(|o| *o *= total);
+    }
+    fn apply_f_r(&self, z: &[f64], u: &[f64], out: &mut [f64]) {
+        let p = softmax(z);
+        let pu: f64 = p.iter().zip(u).map(|(a, b)| a * b).sum();
+        for k in 0..z.len() {
+            out[k] = p[k] * (u[k] - pu);
+        }
+    }
+    fn sample(&self, z: &[f64], rng: &mut dyn RngCore, y: &mut [f64]) {
+        sample_one_hot(&softmax(z), rng, y);
+    }
+    fn is_natural_parameter(&self) -> bool {
+        true
+    }
+}
+
+/// `R_{y|z} = Categorical(z)` with `z` the probabilities (a softmax inside `f`):
+/// `L = −Σ_j y_j ln z_j`, `∇_z L = −y/z`, `H_L = diag(y/z²)`, and, treating `z` as free
+/// coordinates, `F_R = E_y[(y/z)(y/z)ᵀ] = diag(1/z)` (`E_y[H_L]` too). `F_R ≠ H_L` at a given
+/// target, so the Fisher and the GGN differ (Section 9.2). Outputs must be positive.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CategoricalProbabilities;
+
+impl PredictiveDistribution for CategoricalProbabilities {
+    fn name(&self) -> &str {
+        "categorical_probabilities"
+    }
+    fn target_dim(&self, output_dim: usize) -> Result<usize> {
+        if output_dim < 2 {
+            return Err(CurvatureError::invalid(
+                "categorical_probabilities::target_dim",
+                "needs at least 2 classes",
+            ));
+        }
+        Ok(output_dim)
+    }
+    fn check_output(&self, z: &[f64]) -> Result<()> {
+        match z.iter().position(|&p| !(p > 0.0 && p.is_finite())) {
+            Some(j) => Err(CurvatureError::invalid(
+                "categorical_probabilities",
+                format!("probabilities must be positive, got {} at output {j} (use a softmax last layer)", z[j]),
+            )),
+            None => Ok(()),
+        }
+    }
+    fn loss(&self, z: &[f64], y: &[f64]) -> f64 {
+        -y.iter().zip(z).map(|(t, p)| if *t == 0.0 { 0.0 } else { t * p.ln() }).sum::<f64>()
+    }
+    fn grad_z(&self, z: &[f64], y: &[f64], out: &mut [f64]) {
+        for k in 0..z.len() {
+            out[k] = -y[k] / z[k];
+        }
+    }
+    fn apply_h_l(&self, z: &[f64], y: &[f64], u: &[f64], out: &mut [f64]) {
+        for k in 0..z.len() {
+            out[k] = y[k] / (z[k] * z[k]) * u[k];
+        }
+    }
+    fn apply_f_r(&self, z: &[f64], u: &[f64], out: &mut [f64]) {
+        for k in 0..z.len() {
+            out[k] = u[k] / z[k];
+        }
+    }
+    fn sample(&self, z: &[f64], rng: &mut dyn RngCore, y: &mut [f64]) {
+        sample_one_hot(z, rng, y);
+    }
+    fn is_natural_parameter(&self) -> bool {
+        false
+    }
+}
