@@ -100,6 +100,9 @@ mod tests {
             }
         }
         assert!(BlockDiagonal::new(a.clone(), vec![0..3, 2..4]).is_err(), "overlap accepted");
-        assert!(BlockDiagonal::new(a, vec![Range { start: 0, end: 6 }]).is_err(), "out of range accepted");
+        assert!(
+            BlockDiagonal::new(a, vec![Range { start: 0, end: 6 }]).is_err(),
+            "out of range accepted"
+        );
     }
 }
