@@ -21,7 +21,7 @@ use crate::model::{Activation, Model};
 use crate::problem::ForwardPass;
 use autodiff::{Matrix, Scalar};
 
-impl<M: Model> ForwardPass<'_, '_, M> {
+impl<M: Model> ForwardPass<'_, M> {
     fn layer_selected(layer: Option<usize>, i: usize) -> bool {
         layer.is_none_or(|l| l == i)
     }

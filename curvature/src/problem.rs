@@ -20,7 +20,8 @@ use autodiff::dual::{dual_matrix, split};
 use autodiff::{Dual, Gradients, Matrix, Retain, Tape, Var};
 use std::cell::OnceCell;
 
-/// A model, a loss `L(y, z) = −log r(y|z)` and a batch `(x, y)`: the objective
+/// A model, a loss `L(y, z) = −log r(y|z)` and a batch `(x, y)` (all borrowed, so a problem is
+/// cheap to copy): the objective
 /// `h(θ) = (1/N) Σ_n L(y_n, f(x_n, θ))` of Section 3.
 pub struct Problem<'a, M: Model> {
     /// The network `f`.
@@ -32,6 +33,14 @@ pub struct Problem<'a, M: Model> {
     /// Targets, one example per row.
     pub y: &'a Matrix<f64>,
 }
+
+impl<M: Model> Clone for Problem<'_, M> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<M: Model> Copy for Problem<'_, M> {}
 
 impl<'a, M: Model> Problem<'a, M> {
     /// Errors if `x` and `y` have different numbers of rows, or the batch is empty.
@@ -57,8 +66,8 @@ impl<'a, M: Model> Problem<'a, M> {
     }
 
     /// Runs the forward pass at θ and keeps it for the products.
-    pub fn at(&self, theta: &[f64]) -> Result<ForwardPass<'_, 'a, M>> {
-        ForwardPass::new(self, theta)
+    pub fn at(&self, theta: &[f64]) -> Result<ForwardPass<'a, M>> {
+        ForwardPass::new(*self, theta)
     }
 }
 
@@ -73,8 +82,8 @@ pub(crate) struct LayerNodes {
 }
 
 /// The forward pass of a [`Problem`] at one θ, recorded once and reused by every product.
-pub struct ForwardPass<'p, 'a, M: Model> {
-    problem: &'p Problem<'a, M>,
+pub struct ForwardPass<'a, M: Model> {
+    problem: Problem<'a, M>,
     theta: Vec<f64>,
     tape: Tape<f64>,
     theta_node: usize,
@@ -87,8 +96,8 @@ pub struct ForwardPass<'p, 'a, M: Model> {
     adjoints: OnceCell<Gradients<f64>>,
 }
 
-impl<'p, 'a, M: Model> ForwardPass<'p, 'a, M> {
-    fn new(problem: &'p Problem<'a, M>, theta: &[f64]) -> Result<Self> {
+impl<'a, M: Model> ForwardPass<'a, M> {
+    fn new(problem: Problem<'a, M>, theta: &[f64]) -> Result<Self> {
         let n = problem.dim();
         if theta.len() != n {
             return Err(CurvatureError::length("ForwardPass (θ)", n, theta.len()));
@@ -143,8 +152,8 @@ impl<'p, 'a, M: Model> ForwardPass<'p, 'a, M> {
     }
 
     /// The problem this pass belongs to.
-    pub fn problem(&self) -> &'p Problem<'a, M> {
-        self.problem
+    pub fn problem(&self) -> &Problem<'a, M> {
+        &self.problem
     }
 
     /// θ.

@@ -23,12 +23,29 @@ enum Which {
 /// Built by [`ForwardPass::hessian`], [`ggn`](ForwardPass::ggn), [`fisher`](ForwardPass::fisher),
 /// [`empirical_fisher`](ForwardPass::empirical_fisher),
 /// [`monte_carlo_fisher`](ForwardPass::monte_carlo_fisher) or [`ForwardPass::operator`].
-pub struct CurvatureOperator<'f, 'p, 'a, M: Model> {
-    pass: &'f ForwardPass<'p, 'a, M>,
+pub struct CurvatureOperator<'f, 'a, M: Model> {
+    pass: PassRef<'f, 'a, M>,
     which: Which,
 }
 
-impl<M: Model> LinearOperator for CurvatureOperator<'_, '_, '_, M> {
+/// A borrowed pass, or one the operator owns (so an objective can hand out an operator that
+/// outlives the call that made the pass).
+enum PassRef<'f, 'a, M: Model> {
+    Borrowed(&'f ForwardPass<'a, M>),
+    Owned(Box<ForwardPass<'a, M>>),
+}
+
+impl<'a, M: Model> std::ops::Deref for PassRef<'_, 'a, M> {
+    type Target = ForwardPass<'a, M>;
+    fn deref(&self) -> &ForwardPass<'a, M> {
+        match self {
+            PassRef::Borrowed(p) => p,
+            PassRef::Owned(p) => p,
+        }
+    }
+}
+
+impl<M: Model> LinearOperator for CurvatureOperator<'_, '_, M> {
     fn dim(&self) -> usize {
         self.pass.dim()
     }
@@ -50,28 +67,28 @@ impl<M: Model> LinearOperator for CurvatureOperator<'_, '_, '_, M> {
     }
 }
 
-impl<'p, 'a, M: Model> ForwardPass<'p, 'a, M> {
-    fn curvature(&self, which: Which) -> CurvatureOperator<'_, 'p, 'a, M> {
-        CurvatureOperator { pass: self, which }
+impl<'a, M: Model> ForwardPass<'a, M> {
+    fn curvature(&self, which: Which) -> CurvatureOperator<'_, 'a, M> {
+        CurvatureOperator { pass: PassRef::Borrowed(self), which }
     }
 
     /// The Hessian `H` of `h` (eqn 6).
-    pub fn hessian(&self) -> CurvatureOperator<'_, 'p, 'a, M> {
+    pub fn hessian(&self) -> CurvatureOperator<'_, 'a, M> {
         self.curvature(Which::Hessian)
     }
 
     /// The GGN `G = mean Jᵀ H_L J` (eqn 5).
-    pub fn ggn(&self) -> CurvatureOperator<'_, 'p, 'a, M> {
+    pub fn ggn(&self) -> CurvatureOperator<'_, 'a, M> {
         self.curvature(Which::Ggn)
     }
 
     /// The Fisher `F = mean Jᵀ F_R J` (eqn 7).
-    pub fn fisher(&self) -> CurvatureOperator<'_, 'p, 'a, M> {
+    pub fn fisher(&self) -> CurvatureOperator<'_, 'a, M> {
         self.curvature(Which::Fisher)
     }
 
     /// The empirical Fisher `F̄ = mean ∇L_n ∇L_nᵀ` (Section 11).
-    pub fn empirical_fisher(&self) -> CurvatureOperator<'_, 'p, 'a, M> {
+    pub fn empirical_fisher(&self) -> CurvatureOperator<'_, 'a, M> {
         self.curvature(Which::EmpiricalFisher)
     }
 
@@ -82,15 +99,39 @@ impl<'p, 'a, M: Model> ForwardPass<'p, 'a, M> {
         &self,
         samples: usize,
         seed: u64,
-    ) -> Result<CurvatureOperator<'_, 'p, 'a, M>> {
+    ) -> Result<CurvatureOperator<'_, 'a, M>> {
+        let targets = self.monte_carlo_targets(samples, seed)?;
+        Ok(self.curvature(Which::MonteCarloFisher(targets)))
+    }
+
+    /// The operator for `kind`, owning this pass: for code that must return the operator
+    /// from the function that built the pass (e.g. an optimizer's objective).
+    pub fn into_operator(self, kind: &CurvatureKind) -> Result<Box<dyn LinearOperator + 'a>>
+    where
+        M: 'a,
+    {
+        let which = match kind {
+            CurvatureKind::Hessian => Which::Hessian,
+            CurvatureKind::Ggn => Which::Ggn,
+            CurvatureKind::Fisher => Which::Fisher,
+            CurvatureKind::EmpiricalFisher => Which::EmpiricalFisher,
+            CurvatureKind::MonteCarloFisher { samples, seed } => {
+                Which::MonteCarloFisher(self.monte_carlo_targets(*samples, *seed)?)
+            }
+            CurvatureKind::BlockDiagonal(inner) => {
+                let blocks = layer_blocks(self.problem().model);
+                return Ok(Box::new(BlockDiagonal::new(self.into_operator(inner)?, blocks)?));
+            }
+        };
+        Ok(Box::new(CurvatureOperator { pass: PassRef::Owned(Box::new(self)), which }))
+    }
+
+    fn monte_carlo_targets(&self, samples: usize, seed: u64) -> Result<Vec<Matrix<f64>>> {
         if samples == 0 {
             return Err(CurvatureError::invalid("monte_carlo_fisher", "needs at least one sample"));
         }
         let mut rng = StdRng::seed_from_u64(seed);
-        let targets = (0..samples)
-            .map(|_| loss::sample_targets(self.problem().loss, self.output(), &mut rng))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(self.curvature(Which::MonteCarloFisher(targets)))
+        (0..samples).map(|_| loss::sample_targets(self.problem().loss, self.output(), &mut rng)).collect()
     }
 
     /// The operator for `kind`; block-diagonal kinds keep one block per layer

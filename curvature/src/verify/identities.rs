@@ -52,7 +52,7 @@ fn sum_dense(ops: &[&dyn LinearOperator]) -> Result<Matrix<f64>> {
 
 /// `H = G + Σ_j [∇_z L]_j H_{[f]_j}` (eqn 6), all three computed by independent passes.
 pub fn check_ggn_residual_identity<M: Model>(
-    pass: &ForwardPass<'_, '_, M>,
+    pass: &ForwardPass<'_, M>,
     tolerance: f64,
 ) -> Result<CheckReport> {
     let n = pass.dim();
@@ -64,7 +64,7 @@ pub fn check_ggn_residual_identity<M: Model>(
 
 /// `H = G + C + Cᵀ + activation term` (Section 8.1.2), for a layered model.
 pub fn check_hessian_decomposition<M: Model>(
-    pass: &ForwardPass<'_, '_, M>,
+    pass: &ForwardPass<'_, M>,
     tolerance: f64,
 ) -> Result<CheckReport> {
     let n = pass.dim();
@@ -78,7 +78,7 @@ pub fn check_hessian_decomposition<M: Model>(
 
 /// `F = G` (Section 9.2): holds exactly when `z` is the natural parameter of the loss.
 pub fn check_fisher_equals_ggn<M: Model>(
-    pass: &ForwardPass<'_, '_, M>,
+    pass: &ForwardPass<'_, M>,
     tolerance: f64,
 ) -> Result<CheckReport> {
     check_equal("F vs G", &pass.fisher(), &pass.ggn(), tolerance)
