@@ -131,7 +131,9 @@ impl<'a, M: Model> ForwardPass<'a, M> {
             return Err(CurvatureError::invalid("monte_carlo_fisher", "needs at least one sample"));
         }
         let mut rng = StdRng::seed_from_u64(seed);
-        (0..samples).map(|_| loss::sample_targets(self.problem().loss, self.output(), &mut rng)).collect()
+        (0..samples)
+            .map(|_| loss::sample_targets(self.problem().loss, self.output(), &mut rng))
+            .collect()
     }
 
     /// The operator for `kind`; block-diagonal kinds keep one block per layer

@@ -1,0 +1,153 @@
+//! Natural gradient / (generalized) Gauss-Newton with any curvature matrix and Tikhonov damping
+//! (Sections 7 and 10): `δ = −(B + λI)⁻¹ ∇h`, `θ ← θ + α δ`.
+
+use crate::cg::{conjugate_gradient, CgParams, CgStop};
+use crate::damping::{reduction_ratio, LevenbergMarquardt};
+use crate::error::{check_range, OptimError, Result};
+use crate::objective::Objective;
+use crate::schedule::Schedule;
+use crate::solver::{all_finite, norm, Solver, StepReport, Work};
+use autodiff::linalg::cholesky_solve;
+use curvature::{CurvatureKind, Damped, LinearOperator};
+
+/// How the damped system is solved.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DirectionSolve {
+    /// Materialize `B` (n products) and solve by Cholesky: exact, for small models.
+    Dense,
+    /// Conjugate gradient on products with `B + λI`.
+    ConjugateGradient(CgParams),
+}
+
+/// Settings of [`NaturalGradient`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct NaturalGradientParams {
+    /// Which `B` (any kind, block-diagonal ones included).
+    pub kind: CurvatureKind,
+    /// `α_k`.
+    pub schedule: Schedule,
+    /// Initial damping `λ ≥ 0`.
+    pub lambda: f64,
+    /// Adapt `λ` by Levenberg-Marquardt from `ρ` (costs one extra loss and one product per step),
+    /// and reject steps that increase the loss.
+    pub adapt_lambda: bool,
+    /// How the system is solved.
+    pub solve: DirectionSolve,
+}
+
+/// Natural gradient descent / damped Gauss-Newton.
+#[derive(Clone, Debug)]
+pub struct NaturalGradient {
+    params: NaturalGradientParams,
+    lm: LevenbergMarquardt,
+    k: usize,
+    name: String,
+}
+
+impl NaturalGradient {
+    /// Validates `λ ≥ 0` (and the CG settings).
+    pub fn new(params: NaturalGradientParams) -> Result<Self> {
+        check_range("NaturalGradient", "lambda", params.lambda, 0.0, true, f64::INFINITY)?;
+        if let DirectionSolve::ConjugateGradient(cg) = &params.solve {
+            cg.validate()?;
+        }
+        let name = format!("natural gradient ({:?})", params.kind);
+        Ok(NaturalGradient { lm: LevenbergMarquardt::new(params.lambda)?, params, k: 0, name })
+    }
+
+    /// The current damping `λ`.
+    pub fn lambda(&self) -> f64 {
+        self.lm.lambda
+    }
+}
+
+impl Solver for NaturalGradient {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn step(&mut self, theta: &mut [f64], objective: &mut dyn Objective) -> Result<StepReport> {
+        let n = theta.len();
+        let mut g = vec![0.0; n];
+        let loss = objective.loss_and_gradient(theta, &mut g)?;
+        if !all_finite(&g) || !loss.is_finite() {
+            return Err(OptimError::NonFinite {
+                op: "NaturalGradient::step".into(),
+                detail: "loss or gradient".into(),
+            });
+        }
+        let lambda = self.lm.lambda;
+        let mut work = Work { gradients: 1, ..Work::default() };
+        let neg_g: Vec<f64> = g.iter().map(|v| -v).collect();
+        let (delta, cg_iterations, cg_stop, model_curvature) = {
+            let b = objective.curvature(theta, &self.params.kind)?;
+            let (delta, iterations, stop) = match &self.params.solve {
+                DirectionSolve::Dense => {
+                    let mut dense = b.to_dense()?;
+                    work.curvature_products += n;
+                    for i in 0..n {
+                        dense[(i, i)] += lambda;
+                    }
+                    let delta = cholesky_solve(&dense, &neg_g).map_err(|_| {
+                        OptimError::NotPositiveDefinite {
+                            solver: "NaturalGradient".into(),
+                            kind: format!("{:?}", self.params.kind),
+                            lambda,
+                        }
+                    })?;
+                    (delta, None, None)
+                }
+                DirectionSolve::ConjugateGradient(cg) => {
+                    let damped = Damped::new(&*b, lambda)?;
+                    let info = conjugate_gradient(&damped, &neg_g, &vec![0.0; n], None, cg)?;
+                    work.curvature_products += info.iterations + 1;
+                    (info.x, Some(info.iterations), Some(info.stop))
+                }
+            };
+            // δᵀ B δ for the model's prediction (undamped B).
+            let mut bd = vec![0.0; n];
+            let curvature = if self.params.adapt_lambda {
+                b.apply(&delta, &mut bd)?;
+                work.curvature_products += 1;
+                Some(delta.iter().zip(&bd).map(|(a, c)| a * c).sum::<f64>())
+            } else {
+                None
+            };
+            (delta, iterations, stop, curvature)
+        };
+        if matches!(cg_stop, Some(CgStop::Breakdown)) || !all_finite(&delta) {
+            return Err(OptimError::NonFinite {
+                op: "NaturalGradient::step".into(),
+                detail: "direction".into(),
+            });
+        }
+        let alpha = self.params.schedule.step_size(self.k);
+        self.k += 1;
+        let candidate: Vec<f64> = theta.iter().zip(&delta).map(|(t, d)| t + alpha * d).collect();
+        let mut report = StepReport::basic(loss, alpha, alpha * norm(&delta), work);
+        report.lambda = Some(lambda);
+        report.cg_iterations = cg_iterations;
+        report.cg_stop = cg_stop;
+        if let Some(dbd) = model_curvature {
+            let new_loss = objective.loss(&candidate)?;
+            report.work.losses += 1;
+            let predicted = -(alpha * g.iter().zip(&delta).map(|(a, b)| a * b).sum::<f64>()
+                + 0.5 * alpha * alpha * dbd);
+            let actual = loss - new_loss;
+            let rho = reduction_ratio(actual, predicted);
+            self.lm.update(rho);
+            report.new_loss = Some(new_loss);
+            report.predicted_reduction = Some(predicted);
+            report.actual_reduction = Some(actual);
+            report.rho = Some(rho);
+            if !(new_loss.is_finite() && new_loss <= loss) {
+                report.step_norm = 0.0;
+                objective.next_batch();
+                return Ok(report);
+            }
+        }
+        theta.copy_from_slice(&candidate);
+        objective.next_batch();
+        Ok(report)
+    }
+}

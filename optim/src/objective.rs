@@ -1,0 +1,219 @@
+//! [`Objective`]: what a solver needs from a problem — the loss, the gradient and curvature
+//! products on the current (mini)batch — and two implementations: a quadratic, and a network
+//! with a loss ([`NetworkObjective`], minibatches drawn from a seeded generator).
+
+use crate::error::{OptimError, Result};
+use autodiff::linalg::{dot, matvec};
+use autodiff::Matrix;
+use curvature::loss::PredictiveDistribution;
+use curvature::{CurvatureKind, LinearOperator, Model, Problem};
+use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
+
+/// A differentiable objective `h(θ)` with curvature products.
+pub trait Objective {
+    /// The number of parameters.
+    fn dim(&self) -> usize;
+
+    /// `h(θ)` on the current batch.
+    fn loss(&mut self, theta: &[f64]) -> Result<f64>;
+
+    /// `h(θ)` and `gradient ← ∇h(θ)` on the current batch.
+    fn loss_and_gradient(&mut self, theta: &[f64], gradient: &mut [f64]) -> Result<f64>;
+
+    /// The curvature matrix of `kind` at θ on the current curvature batch.
+    fn curvature(
+        &mut self,
+        theta: &[f64],
+        kind: &CurvatureKind,
+    ) -> Result<Box<dyn LinearOperator + '_>>;
+
+    /// Moves to the next minibatch (gradient and curvature batches); a no-op for full batches.
+    fn next_batch(&mut self) {}
+}
+
+/// `h(θ) = ½ θᵀ A θ − bᵀ θ` with symmetric `A`; every curvature kind is `A` (the quadratic is
+/// its own model, so Hessian, GGN and Fisher coincide).
+#[derive(Clone, Debug)]
+pub struct QuadraticObjective {
+    a: Matrix<f64>,
+    b: Vec<f64>,
+}
+
+impl QuadraticObjective {
+    /// Errors unless `A` is square and `b` fits.
+    pub fn new(a: Matrix<f64>, b: Vec<f64>) -> Result<Self> {
+        if a.rows() != a.cols() || b.len() != a.rows() {
+            return Err(OptimError::Dimension {
+                op: "QuadraticObjective::new".into(),
+                expected: a.rows(),
+                actual: b.len(),
+            });
+        }
+        Ok(QuadraticObjective { a, b })
+    }
+
+    /// The matrix `A`.
+    pub fn matrix(&self) -> &Matrix<f64> {
+        &self.a
+    }
+}
+
+impl Objective for QuadraticObjective {
+    fn dim(&self) -> usize {
+        self.b.len()
+    }
+    fn loss(&mut self, theta: &[f64]) -> Result<f64> {
+        let at = matvec(&self.a, theta)?;
+        Ok(0.5 * dot(theta, &at) - dot(&self.b, theta))
+    }
+    fn loss_and_gradient(&mut self, theta: &[f64], gradient: &mut [f64]) -> Result<f64> {
+        let at = matvec(&self.a, theta)?;
+        for ((g, a), b) in gradient.iter_mut().zip(&at).zip(&self.b) {
+            *g = a - b;
+        }
+        Ok(0.5 * dot(theta, &at) - dot(&self.b, theta))
+    }
+    fn curvature(
+        &mut self,
+        _theta: &[f64],
+        _kind: &CurvatureKind,
+    ) -> Result<Box<dyn LinearOperator + '_>> {
+        Ok(Box::new(&self.a))
+    }
+}
+
+/// A network and a loss over a data set, with minibatches: `h(θ)` is the mean loss over the
+/// current gradient batch; curvature uses a separate (usually smaller) batch, as HF does.
+pub struct NetworkObjective<'a, M: Model> {
+    model: &'a M,
+    loss: &'a dyn PredictiveDistribution,
+    x: &'a Matrix<f64>,
+    y: &'a Matrix<f64>,
+    batch: Option<(Matrix<f64>, Matrix<f64>)>,
+    curvature_batch: Option<(Matrix<f64>, Matrix<f64>)>,
+    batch_size: usize,
+    curvature_batch_size: usize,
+    order: Vec<usize>,
+    cursor: usize,
+    rng: StdRng,
+}
+
+impl<'a, M: Model> NetworkObjective<'a, M> {
+    /// The full-batch objective over all of `(x, y)`.
+    pub fn full_batch(
+        model: &'a M,
+        loss: &'a dyn PredictiveDistribution,
+        x: &'a Matrix<f64>,
+        y: &'a Matrix<f64>,
+    ) -> Result<Self> {
+        Problem::new(model, loss, x, y)?;
+        let n = x.rows();
+        Ok(NetworkObjective {
+            model,
+            loss,
+            x,
+            y,
+            batch: None,
+            curvature_batch: None,
+            batch_size: n,
+            curvature_batch_size: n,
+            order: (0..n).collect(),
+            cursor: 0,
+            rng: StdRng::seed_from_u64(0),
+        })
+    }
+
+    /// Minibatches of `batch_size` examples for the loss and gradient and the first
+    /// `curvature_batch_size` of them for curvature, reshuffled each epoch from `seed`.
+    pub fn minibatches(
+        model: &'a M,
+        loss: &'a dyn PredictiveDistribution,
+        x: &'a Matrix<f64>,
+        y: &'a Matrix<f64>,
+        batch_size: usize,
+        curvature_batch_size: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        let mut objective = Self::full_batch(model, loss, x, y)?;
+        let n = x.rows();
+        if batch_size == 0
+            || batch_size > n
+            || curvature_batch_size == 0
+            || curvature_batch_size > batch_size
+        {
+            return Err(OptimError::invalid(
+                "NetworkObjective::minibatches",
+                "batch_size",
+                batch_size as f64,
+                "needs 0 < curvature_batch_size ≤ batch_size ≤ number of examples",
+            ));
+        }
+        objective.batch_size = batch_size;
+        objective.curvature_batch_size = curvature_batch_size;
+        objective.rng = StdRng::seed_from_u64(seed);
+        objective.order.shuffle(&mut objective.rng);
+        objective.next_batch();
+        Ok(objective)
+    }
+
+    fn rows(source: &Matrix<f64>, rows: &[usize]) -> Matrix<f64> {
+        Matrix::from_fn(rows.len(), source.cols(), |i, j| source[(rows[i], j)])
+    }
+
+    fn gradient_batch(&self) -> (&Matrix<f64>, &Matrix<f64>) {
+        match &self.batch {
+            Some((x, y)) => (x, y),
+            None => (self.x, self.y),
+        }
+    }
+
+    fn problem(&self) -> Problem<'_, M> {
+        let (x, y) = self.gradient_batch();
+        Problem { model: self.model, loss: self.loss, x, y }
+    }
+}
+
+impl<M: Model> Objective for NetworkObjective<'_, M> {
+    fn dim(&self) -> usize {
+        self.model.num_params()
+    }
+
+    fn loss(&mut self, theta: &[f64]) -> Result<f64> {
+        Ok(self.problem().at(theta)?.loss()?)
+    }
+
+    fn loss_and_gradient(&mut self, theta: &[f64], gradient: &mut [f64]) -> Result<f64> {
+        let pass = self.problem().at(theta)?;
+        gradient.copy_from_slice(&pass.gradient()?);
+        Ok(pass.loss()?)
+    }
+
+    fn curvature(
+        &mut self,
+        theta: &[f64],
+        kind: &CurvatureKind,
+    ) -> Result<Box<dyn LinearOperator + '_>> {
+        let (x, y) = match &self.curvature_batch {
+            Some((x, y)) => (x, y),
+            None => self.gradient_batch(),
+        };
+        let problem = Problem { model: self.model, loss: self.loss, x, y };
+        Ok(problem.at(theta)?.into_operator(kind)?)
+    }
+
+    fn next_batch(&mut self) {
+        let n = self.x.rows();
+        if self.batch_size == n {
+            return;
+        }
+        if self.cursor + self.batch_size > n {
+            self.order.shuffle(&mut self.rng);
+            self.cursor = 0;
+        }
+        let rows = &self.order[self.cursor..self.cursor + self.batch_size];
+        self.cursor += self.batch_size;
+        self.batch = Some((Self::rows(self.x, rows), Self::rows(self.y, rows)));
+        let c = &rows[..self.curvature_batch_size];
+        self.curvature_batch = Some((Self::rows(self.x, c), Self::rows(self.y, c)));
+    }
+}

@@ -1,0 +1,98 @@
+//! [`Solver`]: one step of an optimizer, and the [`StepReport`] of what it did.
+
+use crate::cg::CgStop;
+use crate::error::Result;
+use crate::objective::Objective;
+
+/// An optimizer that updates θ in place, one step at a time.
+pub trait Solver {
+    /// The solver's name for reports.
+    fn name(&self) -> &str;
+
+    /// Takes one step from θ on the objective's current batch. On an error θ is unchanged.
+    fn step(&mut self, theta: &mut [f64], objective: &mut dyn Objective) -> Result<StepReport>;
+}
+
+/// The work a step did, in calls; [`Work::gradient_equivalents`] converts to passes.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Work {
+    /// Loss-and-gradient evaluations (a forward and a reverse sweep each).
+    pub gradients: usize,
+    /// Loss-only evaluations (a forward pass each).
+    pub losses: usize,
+    /// Curvature-vector products.
+    pub curvature_products: usize,
+}
+
+impl Work {
+    /// Gradient-equivalent passes: a gradient is 1, a loss ⅓ (one of its three matrix-product
+    /// units), a GGN/Fisher product over a cached forward pass 4/3 (a tangent sweep and a reverse
+    /// sweep: four units). Hessian products cost more (about 3); callers using them say so.
+    pub fn gradient_equivalents(&self) -> f64 {
+        self.gradients as f64
+            + self.losses as f64 / 3.0
+            + 4.0 * self.curvature_products as f64 / 3.0
+    }
+
+    /// Adds another step's work.
+    pub fn add(&mut self, other: Work) {
+        self.gradients += other.gradients;
+        self.losses += other.losses;
+        self.curvature_products += other.curvature_products;
+    }
+}
+
+/// What one step did (Section 10's quantities where they apply).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct StepReport {
+    /// `h(θ_k)` before the step (on the step's batch).
+    pub loss: f64,
+    /// `h(θ_{k+1})` when the solver evaluated it.
+    pub new_loss: Option<f64>,
+    /// `−(M(δ) − h(θ_k))`, the reduction the quadratic model predicts.
+    pub predicted_reduction: Option<f64>,
+    /// `h(θ_k) − h(θ_k + δ)`.
+    pub actual_reduction: Option<f64>,
+    /// The reduction ratio `ρ` = actual / predicted.
+    pub rho: Option<f64>,
+    /// The damping `λ` used for this step.
+    pub lambda: Option<f64>,
+    /// The step size `α_k`.
+    pub step_size: f64,
+    /// `‖θ_{k+1} − θ_k‖`.
+    pub step_norm: f64,
+    /// Conjugate-gradient iterations and why CG stopped, when CG ran.
+    pub cg_iterations: Option<usize>,
+    /// Why CG stopped.
+    pub cg_stop: Option<CgStop>,
+    /// Work done.
+    pub work: Work,
+}
+
+impl StepReport {
+    /// A report with only the loss, step size and step norm filled in.
+    pub fn basic(loss: f64, step_size: f64, step_norm: f64, work: Work) -> Self {
+        StepReport {
+            loss,
+            new_loss: None,
+            predicted_reduction: None,
+            actual_reduction: None,
+            rho: None,
+            lambda: None,
+            step_size,
+            step_norm,
+            cg_iterations: None,
+            cg_stop: None,
+            work,
+        }
+    }
+}
+
+pub(crate) fn norm(v: &[f64]) -> f64 {
+    v.iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
+pub(crate) fn all_finite(v: &[f64]) -> bool {
+    v.iter().all(|x| x.is_finite())
+}
