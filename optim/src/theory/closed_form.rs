@@ -35,7 +35,7 @@ fn variance_constant_in_basis(
     k: Option<usize>,
 ) -> Result<Matrix<f64>> {
     problem.check_conditions("Theorem 3", StepSizes::Constant(alpha), false)?;
-    let u = problem.into_basis(&problem.u());
+    let u = problem.in_basis(&problem.u());
     let d = &problem.basis.d;
     let n = problem.dim();
     let v = Matrix::from_fn(n, n, |i, j| {
@@ -58,7 +58,7 @@ pub fn variance_decaying_leading(
     k: usize,
 ) -> Result<Matrix<f64>> {
     problem.check_conditions("Theorem 3", StepSizes::Decaying { a }, false)?;
-    let u = problem.into_basis(&problem.u());
+    let u = problem.in_basis(&problem.u());
     let d = &problem.basis.d;
     let n = problem.dim();
     let v = Matrix::from_fn(n, n, |i, j| u[(i, j)] / ((d[i] + d[j] - 1.0) * (k as f64 + a)));

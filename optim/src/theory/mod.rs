@@ -187,7 +187,7 @@ impl QuadraticProblem {
     }
 
     /// `X̃ = W⁻¹ X W⁻ᵀ`.
-    pub(crate) fn into_basis(&self, x: &Matrix<f64>) -> Matrix<f64> {
+    pub(crate) fn in_basis(&self, x: &Matrix<f64>) -> Matrix<f64> {
         matmul(&matmul(&self.basis.w_inv, x).expect("square"), &self.basis.w_inv.transpose())
             .expect("square")
     }
