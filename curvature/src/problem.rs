@@ -92,8 +92,11 @@ pub struct ForwardPass<'a, M: Model> {
     z: Matrix<f64>,
     /// `∇_z h`: rows `∇_z L(y_n, z_n) / N`.
     g_z: Matrix<f64>,
-    /// The reverse sweep seeded with `∇_z h`, every adjoint retained; computed on first use.
+    /// The reverse sweep seeded with `∇_z h`, every adjoint retained (for the Section 8.1.2
+    /// products); computed on first use.
     adjoints: OnceCell<Gradients<f64>>,
+    /// `∇h`, computed on first use by a sweep that frees adjoints as it goes.
+    gradient: OnceCell<Vec<f64>>,
 }
 
 impl<'a, M: Model> ForwardPass<'a, M> {
@@ -137,6 +140,7 @@ impl<'a, M: Model> ForwardPass<'a, M> {
             z: z_value,
             g_z,
             adjoints: OnceCell::new(),
+            gradient: OnceCell::new(),
         })
     }
 
@@ -193,7 +197,14 @@ impl<'a, M: Model> ForwardPass<'a, M> {
 
     /// `∇h(θ) = mean Jᵀ ∇_z L` (eqn 1), from one reverse sweep (cached).
     pub fn gradient(&self) -> Result<Vec<f64>> {
-        Ok(self.adjoints()?.wrt_or_zeros(self.node(self.theta_node)).into_vec())
+        if let Some(g) = self.gradient.get() {
+            return Ok(g.clone());
+        }
+        let g = match self.adjoints.get() {
+            Some(adjoints) => adjoints.wrt_or_zeros(self.node(self.theta_node)).into_vec(),
+            None => self.backward_from(&[(self.z_node, self.g_z.clone())])?,
+        };
+        Ok(self.gradient.get_or_init(|| g).clone())
     }
 
     /// `J v` (`N × m_ℓ`, row n is `J_n v`), by a tangent sweep over the cached tape.

@@ -1,0 +1,337 @@
+//! Benchmark of the derivative and curvature products on three workloads (DESIGN.md):
+//! W1 the 784-1000-500-250-30-250-500-1000-784 autoencoder (logistic units, linear code,
+//! sigmoid cross-entropy, batch 1000), W2 a 64-128-128-10 tanh MLP with softmax cross-entropy
+//! (batch 256), W3 a 10-20-20-3 tanh MLP (batch 32).
+//!
+//! For each op: median and min of `--runs` timed runs after a warm-up, the matrix-product FLOPs
+//! of the op, GFLOP/s, that as a fraction of the GEMM rate measured in the same process
+//! (1000³ `dgemm`/`sgemm` through `matrixmultiply`), and the time as a ratio to the gradient.
+//!
+//! Run: `cargo run --release --example bench -- [--workload w1,w2,w3] [--op gradient,hvp,…]
+//! [--dtype f64,f32] [--threads 1,2] [--runs 10] [--json PATH]`. Several thread counts run as
+//! child processes, since `matrixmultiply` reads `MATRIXMULTIPLY_NUM_THREADS` once.
+
+use autodiff::random::{random_matrix, random_vector};
+use autodiff::{Matrix, Retain, Scalar, Tape};
+use curvature::loss::{BernoulliLogits, PredictiveDistribution, SoftmaxCrossEntropy};
+use curvature::{Activation, Mlp, Model, Problem};
+use rand::{rngs::StdRng, SeedableRng};
+use std::hint::black_box;
+use std::time::Instant;
+
+struct Workload {
+    name: &'static str,
+    mlp: Mlp,
+    batch: usize,
+    bernoulli: bool,
+}
+
+fn workloads() -> Vec<Workload> {
+    use Activation::{Identity as I, Logistic as L, Tanh as T};
+    vec![
+        Workload {
+            name: "w1",
+            mlp: Mlp::new(
+                &[784, 1000, 500, 250, 30, 250, 500, 1000, 784],
+                &[L, L, L, I, L, L, L, I],
+            )
+            .unwrap(),
+            batch: 1000,
+            bernoulli: true,
+        },
+        Workload {
+            name: "w2",
+            mlp: Mlp::new(&[64, 128, 128, 10], &[T, T, I]).unwrap(),
+            batch: 256,
+            bernoulli: false,
+        },
+        Workload {
+            name: "w3",
+            mlp: Mlp::new(&[10, 20, 20, 3], &[T, T, I]).unwrap(),
+            batch: 32,
+            bernoulli: false,
+        },
+    ]
+}
+
+/// Matrix-product FLOPs of one forward pass, and of its first layer (whose input has no
+/// tangent and needs no adjoint).
+fn forward_flops(w: &Workload) -> (f64, f64) {
+    let s = w.mlp.sizes();
+    let n = w.batch as f64;
+    let total = s.windows(2).map(|p| 2.0 * n * p[0] as f64 * p[1] as f64).sum();
+    (total, 2.0 * n * s[0] as f64 * s[1] as f64)
+}
+
+/// FLOPs per op, counting only matrix products (see the README's benchmark section).
+fn op_flops(op: &str, f: f64, f1: f64) -> f64 {
+    match op {
+        "loss" => f,
+        "gradient" | "jvp" | "vjp" => 3.0 * f - f1,
+        "ggn" | "fisher" | "empirical_fisher" => 5.0 * f - 2.0 * f1,
+        "ggn_repeated" => 4.0 * f - 2.0 * f1,
+        // The cached f64 forward, then a dual forward (3F − F₁) and a dual backward (6F − 3F₁).
+        "hvp" => 10.0 * f - 4.0 * f1,
+        _ => f64::NAN,
+    }
+}
+
+fn time<R>(runs: usize, mut f: impl FnMut() -> R) -> (f64, f64) {
+    black_box(f());
+    let mut t: Vec<f64> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            black_box(f());
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    (t[t.len() / 2], t[0])
+}
+
+fn gemm_rate<T: Scalar>(runs: usize) -> f64 {
+    let n = 1000;
+    let a = Matrix::from_fn(n, n, |i, j| T::from_f64(((i * 7 + j * 3) % 11) as f64 * 0.1));
+    let b = a.clone();
+    let mut c = Matrix::filled(n, n, T::zero());
+    let (median, _) = time(runs, || T::gemm(a.as_ref(), b.as_ref(), c.as_mut(), false));
+    2.0 * (n * n * n) as f64 / median / 1e9
+}
+
+/// `(loss, gradient)` on a tape over `T` with the loss written on the tape (for f32).
+fn tape_gradient<T: Scalar>(w: &Workload, theta: &[f64], x: &Matrix<f64>, y: &Matrix<f64>) -> T {
+    let tape = Tape::<T>::new();
+    let th = tape.input(Matrix::column(theta.iter().map(|&v| T::from_f64(v)).collect()));
+    let xv = tape.constant_f64(x);
+    let yv = tape.constant_f64(y);
+    let z = w.mlp.forward(&tape, th, xv).unwrap();
+    let scale = -1.0 / w.batch as f64;
+    let loss = if w.bernoulli {
+        // Σ softplus(z) − y z, averaged.
+        z.softplus().unwrap().sub(z.mul(yv).unwrap()).unwrap().sum().unwrap().scale(-scale).unwrap()
+    } else {
+        z.log_softmax().unwrap().mul(yv).unwrap().sum().unwrap().scale(scale).unwrap()
+    };
+    let g = tape
+        .backward_with_seeds(&[(loss, Matrix::filled(1, 1, T::one()))], Retain::Inputs)
+        .unwrap();
+    let value = loss.value()[(0, 0)];
+    black_box(g.wrt(th).map(|m| m.data()[0]));
+    value
+}
+
+fn peak_rss_reset() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn peak_rss_bytes() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024.0)
+}
+
+struct Args {
+    workloads: Vec<String>,
+    ops: Vec<String>,
+    dtypes: Vec<String>,
+    threads: Vec<usize>,
+    runs: usize,
+    json: Option<String>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        workloads: vec!["w1".into(), "w2".into(), "w3".into()],
+        ops: [
+            "loss",
+            "gradient",
+            "jvp",
+            "vjp",
+            "hvp",
+            "ggn",
+            "fisher",
+            "empirical_fisher",
+            "ggn_repeated",
+        ]
+        .map(String::from)
+        .to_vec(),
+        dtypes: vec!["f64".into(), "f32".into()],
+        threads: vec![1],
+        runs: 10,
+        json: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        let list = |v: String| v.split(',').map(String::from).collect::<Vec<_>>();
+        match flag.as_str() {
+            "--workload" => a.workloads = list(value()?),
+            "--op" => a.ops = list(value()?),
+            "--dtype" => a.dtypes = list(value()?),
+            "--threads" => {
+                a.threads = list(value()?)
+                    .iter()
+                    .map(|t| t.parse().map_err(|_| format!("bad thread count {t}")))
+                    .collect::<Result<_, _>>()?
+            }
+            "--runs" => a.runs = value()?.parse().map_err(|_| "bad --runs".to_string())?,
+            "--json" => a.json = Some(value()?),
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    if a.runs == 0 {
+        return Err("--runs must be at least 1".into());
+    }
+    Ok(a)
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            std::process::exit(2);
+        }
+    };
+    if args.threads.len() > 1 {
+        // One child process per thread count.
+        let mut rows = Vec::new();
+        for t in &args.threads {
+            let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+            let mut pass: Vec<String> = std::env::args().skip(1).collect();
+            if let Some(i) = pass.iter().position(|a| a == "--threads") {
+                pass[i + 1] = t.to_string();
+            }
+            if let Some(i) = pass.iter().position(|a| a == "--json") {
+                pass[i + 1] = format!("{}.threads{t}", pass[i + 1]);
+            }
+            let status =
+                cmd.args(&pass).env("MATRIXMULTIPLY_NUM_THREADS", t.to_string()).status().unwrap();
+            rows.push(status.success());
+        }
+        std::process::exit(if rows.iter().all(|&ok| ok) { 0 } else { 1 });
+    }
+    let threads = args.threads[0];
+    if std::env::var("MATRIXMULTIPLY_NUM_THREADS").is_err() {
+        // SAFETY-free in edition 2021; set before the first GEMM so matrixmultiply reads it.
+        std::env::set_var("MATRIXMULTIPLY_NUM_THREADS", threads.to_string());
+    }
+    let rate64 = gemm_rate::<f64>(5);
+    let rate32 = gemm_rate::<f32>(5);
+    println!("threads {threads}: GEMM 1000³ dgemm {rate64:.1} GFLOP/s, sgemm {rate32:.1} GFLOP/s");
+    let mut json = Vec::new();
+    for w in workloads().into_iter().filter(|w| args.workloads.iter().any(|n| n == w.name)) {
+        let mut rng = StdRng::seed_from_u64(0);
+        let (m0, ml) = (w.mlp.input_dim(), w.mlp.output_dim());
+        let x = random_matrix(w.batch, m0, &mut rng).map(|v| 1.0 / (1.0 + (-v).exp()));
+        let y = if w.bernoulli {
+            x.clone()
+        } else {
+            Matrix::from_fn(w.batch, ml, |i, j| if i % ml == j { 1.0 } else { 0.0 })
+        };
+        let theta: Vec<f64> =
+            random_vector(w.mlp.num_params(), &mut rng).iter().map(|t| 0.05 * t).collect();
+        let v = random_vector(theta.len(), &mut rng);
+        let u = random_matrix(w.batch, ml, &mut rng);
+        let loss: Box<dyn PredictiveDistribution> =
+            if w.bernoulli { Box::new(BernoulliLogits) } else { Box::new(SoftmaxCrossEntropy) };
+        let problem = Problem::new(&w.mlp, loss.as_ref(), &x, &y).unwrap();
+        let (f, f1) = forward_flops(&w);
+        let runs = if w.name == "w1" { args.runs } else { args.runs * 20 };
+        println!(
+            "\n{} ({} params, batch {}), {} runs each, times in ms",
+            w.name,
+            theta.len(),
+            w.batch,
+            runs
+        );
+        println!(
+            "{:<18} {:>5} {:>10} {:>10} {:>9} {:>9} {:>8} {:>8}",
+            "op", "dtype", "median", "min", "GFLOP", "GFLOP/s", "of GEMM", "÷ grad"
+        );
+        let mut grad_median = f64::NAN;
+        for dtype in &args.dtypes {
+            for op in &args.ops {
+                let measured = match (dtype.as_str(), op.as_str()) {
+                    ("f64", "loss") => {
+                        Some(time(runs, || problem.at(&theta).unwrap().loss().unwrap()))
+                    }
+                    ("f64", "gradient") => {
+                        Some(time(runs, || problem.at(&theta).unwrap().gradient().unwrap()))
+                    }
+                    ("f64", "jvp") => Some(time(runs, || {
+                        problem.at(&theta).unwrap().jacobian_vector_product(&v).unwrap()
+                    })),
+                    ("f64", "vjp") => Some(time(runs, || {
+                        problem.at(&theta).unwrap().transpose_jacobian_vector_product(&u).unwrap()
+                    })),
+                    ("f64", "hvp") => Some(time(runs, || {
+                        problem.at(&theta).unwrap().hessian_vector_product(&v).unwrap()
+                    })),
+                    ("f64", "ggn") => Some(time(runs, || {
+                        problem.at(&theta).unwrap().ggn_vector_product(&v).unwrap()
+                    })),
+                    ("f64", "fisher") => Some(time(runs, || {
+                        problem.at(&theta).unwrap().fisher_vector_product(&v).unwrap()
+                    })),
+                    ("f64", "empirical_fisher") => Some(time(runs, || {
+                        problem.at(&theta).unwrap().empirical_fisher_vector_product(&v).unwrap()
+                    })),
+                    ("f64", "ggn_repeated") => {
+                        let pass = problem.at(&theta).unwrap();
+                        Some(time(runs, || pass.ggn_vector_product(&v).unwrap()))
+                    }
+                    ("f32", "gradient") => {
+                        Some(time(runs, || tape_gradient::<f32>(&w, &theta, &x, &y)))
+                    }
+                    _ => None,
+                };
+                let Some((median, min)) = measured else { continue };
+                if op == "gradient" && dtype == "f64" {
+                    grad_median = median;
+                }
+                let flops = op_flops(op, f, f1);
+                let rate = flops / median / 1e9;
+                let gemm = if dtype == "f32" { rate32 } else { rate64 };
+                println!(
+                    "{op:<18} {dtype:>5} {:>10.3} {:>10.3} {:>9.2} {:>9.1} {:>7.0}% {:>8.2}",
+                    median * 1e3,
+                    min * 1e3,
+                    flops / 1e9,
+                    rate,
+                    100.0 * rate / gemm,
+                    median / grad_median
+                );
+                json.push(format!(
+                    "{{\"workload\":\"{}\",\"op\":\"{op}\",\"dtype\":\"{dtype}\",\"threads\":{threads},\"median_s\":{median:e},\"min_s\":{min:e},\"flops\":{flops:e},\"gflops\":{rate:e},\"fraction_of_gemm\":{:e},\"ratio_to_gradient\":{:e}}}",
+                    w.name,
+                    rate / gemm,
+                    median / grad_median
+                ));
+            }
+        }
+        if w.name == "w1" && args.ops.iter().any(|o| o == "gradient") {
+            peak_rss_reset();
+            let before = peak_rss_bytes().unwrap_or(f64::NAN);
+            black_box(problem.at(&theta).unwrap().gradient().unwrap());
+            let peak = peak_rss_bytes().unwrap_or(f64::NAN);
+            let params = 8.0 * theta.len() as f64;
+            let acts: f64 = 8.0
+                * w.batch as f64
+                * (w.mlp.sizes()[0] as f64 + 2.0 * w.mlp.sizes()[1..].iter().sum::<usize>() as f64);
+            let needed = 2.0 * params + acts;
+            println!(
+                "W1 gradient peak RSS {:.0} MB (baseline before {:.0} MB); parameters + gradient + activations (x, s_i, a_i) {:.0} MB; ratio {:.2}",
+                peak / 1e6,
+                before / 1e6,
+                needed / 1e6,
+                peak / needed
+            );
+        }
+    }
+    if let Some(path) = args.json {
+        std::fs::write(&path, format!("[\n{}\n]\n", json.join(",\n"))).expect("write json");
+        println!("wrote {path}");
+    }
+}
