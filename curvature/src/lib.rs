@@ -59,6 +59,7 @@ pub mod decomposition;
 pub mod error;
 pub mod loss;
 pub mod model;
+pub mod npy;
 pub mod operator;
 pub mod problem;
 pub mod reparam;
