@@ -1,7 +1,13 @@
 //! natgrad: exact Hessian, Gauss-Newton and Fisher products, and the solvers that use them.
 //!
-//! This facade re-exports the three crates of the workspace.
+//! This facade re-exports the three crates of the workspace ([`autodiff`], [`curvature`],
+//! [`optim`]) and holds what the examples share: the synthetic data ([`data`]), SVG figures
+//! ([`plot`]) and the reproductions of the paper ([`reproduce`]).
 
 pub use autodiff;
 pub use curvature;
 pub use optim;
+
+pub mod data;
+pub mod plot;
+pub mod reproduce;
