@@ -316,6 +316,7 @@ mod tests {
         assert_eq!(diverging_color(0.0), "#ffffff");
         assert_eq!(diverging_color(-1.0), "#0000ff");
         assert!(svg.contains("fill=\"#ff0000\"") && svg.contains("fill=\"#0000ff\""));
-        assert_eq!(svg.matches("<rect").count(), 2 + 4 + 21);
+        // Background, one per cell, 21 color-bar steps.
+        assert_eq!(svg.matches("<rect").count(), 1 + 4 + 21);
     }
 }
