@@ -9,7 +9,7 @@
 //!
 //! Run: `cargo run --release --example bench -- [--workload w1,w2,w3] [--op gradient,hvp,…]
 //! [--dtype f64,f32] [--threads 1,2] [--runs 10] [--json PATH]`. Several thread counts run as
-//! child processes, since `matrixmultiply` reads `MATRIXMULTIPLY_NUM_THREADS` once.
+//! child processes, since `matrixmultiply` reads `MATMUL_NUM_THREADS` once.
 
 use autodiff::random::{random_matrix, random_vector};
 use autodiff::{Matrix, Retain, Scalar, Tape};
@@ -206,16 +206,15 @@ fn main() {
             if let Some(i) = pass.iter().position(|a| a == "--json") {
                 pass[i + 1] = format!("{}.threads{t}", pass[i + 1]);
             }
-            let status =
-                cmd.args(&pass).env("MATRIXMULTIPLY_NUM_THREADS", t.to_string()).status().unwrap();
+            let status = cmd.args(&pass).env("MATMUL_NUM_THREADS", t.to_string()).status().unwrap();
             rows.push(status.success());
         }
         std::process::exit(if rows.iter().all(|&ok| ok) { 0 } else { 1 });
     }
     let threads = args.threads[0];
-    if std::env::var("MATRIXMULTIPLY_NUM_THREADS").is_err() {
+    if std::env::var("MATMUL_NUM_THREADS").is_err() {
         // SAFETY-free in edition 2021; set before the first GEMM so matrixmultiply reads it.
-        std::env::set_var("MATRIXMULTIPLY_NUM_THREADS", threads.to_string());
+        std::env::set_var("MATMUL_NUM_THREADS", threads.to_string());
     }
     let rate64 = gemm_rate::<f64>(5);
     let rate32 = gemm_rate::<f32>(5);

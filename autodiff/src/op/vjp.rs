@@ -201,15 +201,13 @@ pub(crate) fn propagate<T: Scalar>(
         }
         &Op::Slice { a, start } => {
             if needs(a) {
+                // Touch only the sliced range: θ is sliced once per weight and bias, so a sweep over
+                // all of θ per slice would cost O(layers · n).
                 let s = val(a).shape();
-                let end = start + gd.len();
-                add_elementwise(adj, a, s.rows, s.cols, |k| {
-                    if k >= start && k < end {
-                        gd[k - start]
-                    } else {
-                        T::zero()
-                    }
-                });
+                let slot = adj[a].get_or_insert_with(|| Matrix::zeros(s.rows, s.cols));
+                for (x, &g) in slot.data_mut()[start..start + gd.len()].iter_mut().zip(gd) {
+                    *x = *x + g;
+                }
             }
         }
         &Op::Reshape(a) => {
