@@ -7,10 +7,10 @@ use std::fmt::Write;
 const PALETTE: [&str; 8] =
     ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
 // Canvas size and margins (left, right, top, bottom) of a line plot, in pixels.
-const W: f64 = 760.0;
+const W: f64 = 820.0;
 const H: f64 = 440.0;
 const L: f64 = 80.0;
-const R: f64 = 230.0;
+const R: f64 = 290.0;
 const T: f64 = 40.0;
 const B: f64 = 55.0;
 
@@ -129,10 +129,15 @@ impl LinePlot {
         if y1 <= y0 {
             y1 = if self.log_y { y0 * 10.0 } else { y0 + 1.0 };
         }
+        // On a log axis, eight decades below the top are enough: lower values are drawn at the
+        // bottom edge instead of squashing every curve into the top of the figure.
+        if self.log_y {
+            y0 = y0.max(y1 * 1e-8);
+        }
         let (tx0, tx1, ty0, ty1) =
             (tr(x0, self.log_x), tr(x1, self.log_x), tr(y0, self.log_y), tr(y1, self.log_y));
         let px = |x: f64| L + (tr(x, self.log_x) - tx0) / (tx1 - tx0) * (W - L - R);
-        let py = |y: f64| H - B - (tr(y, self.log_y) - ty0) / (ty1 - ty0) * (H - T - B);
+        let py = |y: f64| H - B - (tr(y.max(y0), self.log_y) - ty0) / (ty1 - ty0) * (H - T - B);
         let mut s = String::new();
         let _ = write!(s, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" font-family=\"sans-serif\" font-size=\"12\">");
         let _ = write!(s, "<rect x=\"0\" y=\"0\" width=\"{W}\" height=\"{H}\" fill=\"white\"/>");

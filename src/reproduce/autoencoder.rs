@@ -57,7 +57,7 @@ struct Run {
 /// Runs the reproduction.
 pub fn run(config: &Config) -> Result<Outcome, Error> {
     let mut out = Outcome::default();
-    let (n, budget) = if config.quick { (100, 16.0) } else { (500, 100.0) };
+    let (n, budget) = if config.quick { (100, 16.0) } else { (300, 80.0) };
     let (x, source) = match &config.idx_dir {
         Some(dir) => {
             let path = ["train-images-idx3-ubyte.gz", "train-images-idx3-ubyte"]

@@ -97,7 +97,10 @@ pub fn run(config: &Config) -> Result<Outcome, Error> {
                     ("mc_se", &mc.standard_error),
                 ],
             )?;
-            let mut mc_series = Series::new(&format!("{label}: Monte-Carlo"), pts(&mc.mean));
+            let mut mc_series = Series::new(
+                &format!("{}: Monte-Carlo", label.split(',').next().unwrap_or(label)),
+                pts(&mc.mean),
+            );
             mc_series.band = mc
                 .mean
                 .iter()
@@ -105,17 +108,24 @@ pub fn run(config: &Config) -> Result<Outcome, Error> {
                 .enumerate()
                 .map(|(k, (m, s))| (k as f64 + 1.0, m - 1.96 * s, m + 1.96 * s))
                 .collect();
-            series.push(Series::new(&format!("{label}: exact"), pts(&traj.excess)));
+            let short = label.split(',').next().unwrap_or(label);
+            series.push(Series::new(&format!("{short}: exact"), pts(&traj.excess)));
             series.push(mc_series);
-            series.push(Series::dashed(&format!("{label}: u(k)"), pts(&upper)));
-            series.push(Series::dashed(&format!("{label}: l(k)"), pts(&lower)));
+            series.push(Series::dashed(&format!("{short}: u(k)"), pts(&upper)));
+            series.push(Series::dashed(&format!("{short}: l(k)"), pts(&lower)));
         }
         save_plot(
             config,
             &mut out,
             &format!("convergence_{regime}"),
             &LinePlot {
-                title: format!("Section 14: E[h(θ_k)] − h(θ*), {regime} steps"),
+                title: format!(
+                    "Section 14: E[h(θ_k)] − h(θ*), {regime} steps ({})",
+                    list.iter()
+                        .map(|c| c.0.split(", ").nth(1).unwrap_or(""))
+                        .collect::<Vec<_>>()
+                        .join(" / ")
+                ),
                 x_label: "k + 1".into(),
                 y_label: "E[h(θ_k)] − h(θ*)".into(),
                 log_x: true,

@@ -51,8 +51,10 @@ pub fn run(config: &Config) -> Result<Outcome, Error> {
         let mut theta = 1.0_f64;
         let mut path = vec![(0.0, 1.0)];
         let mut tail = 0.0_f64;
+        let mut last_alpha = alpha;
         for k in 0..steps {
             let a = if decaying { alpha / (k as f64 + 1.0) } else { alpha };
+            last_alpha = a;
             theta = empirical_fisher_example_step(theta, a, xi);
             path.push(((k + 1) as f64, theta.abs()));
             if k >= steps * 3 / 4 {
@@ -70,12 +72,14 @@ pub fn run(config: &Config) -> Result<Outcome, Error> {
             ));
         }
         if decaying {
+            // Converging no faster than α_k: late iterates are still of the order of the step.
+            let ratio = tail / last_alpha;
             out.claims.push(Claim::new(
-                &format!("Empirical Fisher, ξ = {xi}, α_k → 0: slow"),
+                &format!("Empirical Fisher, ξ = {xi}, α_k → 0: only as fast as α_k"),
                 "11.1",
-                format!("|θ_{steps}| = {:.2e}", theta.abs()),
-                "converges at best at the speed of α_k (the Fisher's reaches 1e-12 in 40 steps)",
-                theta.abs() > 1e-6,
+                format!("max |θ_k| over the last quarter / α_{steps} = {ratio:.2}"),
+                "rate comparable to α_k → 0 (the Fisher's is linear: 1e-12 in 40 steps)",
+                ratio > 0.1,
             ));
         }
         columns.push((label.clone(), path.iter().map(|p| p.1).collect()));

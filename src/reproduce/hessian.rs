@@ -102,20 +102,21 @@ pub fn run(config: &Config) -> Result<Outcome, Error> {
                 worst < 1e-10 * frobenius(&h) && act_norm < 1e-12,
             ));
         }
-        if act == Activation::Tanh {
-            let seps: Vec<usize> = blocks.iter().map(|b| b.end).take(blocks.len() - 1).collect();
-            for (name, m) in
-                [("hessian", &h), ("ggn", &g), ("cross_term", &c), ("activation_term", &a)]
-            {
-                let title = format!("{name} (tanh 6-8-8-4, layer blocks marked)");
-                save_heatmap(
-                    config,
-                    &mut out,
-                    &format!("heatmap_{name}"),
-                    &Heatmap { title, matrix: m, separators: seps.clone() },
-                )?;
-            }
-        }
+    }
+    // Heat maps of each term for a small tanh network (3-4-4-3, 51 parameters).
+    let small =
+        Mlp::new(&[3, 4, 4, 3], &[Activation::Tanh, Activation::Tanh, Activation::Identity])?;
+    let [h, g, c, a] = terms(&small, config.seed + 9)?;
+    let blocks = layer_blocks(&small);
+    let seps: Vec<usize> = blocks.iter().map(|b| b.end).take(blocks.len() - 1).collect();
+    for (name, m) in [("hessian", &h), ("ggn", &g), ("cross_term", &c), ("activation_term", &a)] {
+        let title = format!("{name} (tanh 3-4-4-3, layer blocks marked)");
+        save_heatmap(
+            config,
+            &mut out,
+            &format!("heatmap_{name}"),
+            &Heatmap { title, matrix: m, separators: seps.clone() },
+        )?;
     }
     Ok(out)
 }

@@ -29,6 +29,11 @@ fn combine(a: &Matrix<f64>, ca: f64, b: &Matrix<f64>, cb: f64) -> Matrix<f64> {
 /// `T = (B⁻¹ − ½H*⁻¹)⁻¹`, `ν(a) = (a + 2)³/(a(a + 1)²)`,
 /// `u(k) = tr(TU)/(4(k + a)) + ν(a) k tr(TΨ₁(U))/(4(k + a)³) + h₀((1 + a)/(k + a))^{2b}`,
 /// `l(k) = tr(TU)/(4(k + a)) − (1/(4a))((1 + a)/(k + a))^{2b} tr(TU)`.
+///
+/// Caveat found while checking Appendix B: the second inequality of Proposition 23 (used by
+/// Lemma 15 for this `u(k)`) needs `2b ≥ 3`; for `b < 3/2` the printed `u(k)` is not proved.
+/// It is evaluated here as printed; the tests find it holds on every problem they draw, which
+/// is numerical evidence only.
 pub fn theorem5(
     problem: &QuadraticProblem,
     steps: StepSizes,

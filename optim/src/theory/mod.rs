@@ -19,7 +19,11 @@
 //! Notation: `P = B⁻¹H*`, `U = B⁻¹Σ_g B⁻¹`, `Ψ_β(X) = (I − βP) X (I − βP)ᵀ`,
 //! `Ξ(X) = PX + XPᵀ`, `λ₁ ≥ … ≥ λ_n` eigenvalues, `e_k = θ_k − θ*`. Slips of the paper's
 //! text that matter here (Appendix B's `Ψ_β(X) = X − βΞ(X) + β²Ω(X)`, Section 14.3.1's
-//! `n/(2(k+1))`) do not affect the statements implemented.
+//! `n/(2(k+1))`) do not affect the statements implemented. Checked against the code, three more:
+//! eqn 40's first inner sum runs to `j = k − i` (not `j = i`; Theorem 6 still holds);
+//! Proposition 23's second inequality needs `b ≥ 3/2` (see [`bounds::theorem5`]); and Theorem
+//! 3's remainder `E_k` shrinks like `k^{−min(2, 2b)}`, not `1/k²`, when `½ < b < 1`
+//! (`tests/theory.rs` measures the rate).
 
 pub mod bounds;
 pub mod closed_form;
