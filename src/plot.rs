@@ -144,7 +144,7 @@ impl LinePlot {
         let _ = write!(
             s,
             "<text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">{}</text>",
-            (L + W - R) / 2.0,
+            W / 2.0,
             escape(&self.title)
         );
         let _ = write!(
