@@ -6,10 +6,10 @@
 //! `1/(√u + ε)`. Both are offered ([`DampingPlacement`]); the named constructors use the
 //! published (outside) form; set [`DiagonalParams::placement`] to `InsidePower` for the paper's.
 
-use crate::error::{check_range, OptimError, Result};
+use crate::error::{check_range, Result};
 use crate::objective::Objective;
 use crate::schedule::Schedule;
-use crate::solver::{all_finite, Solver, StepReport, Work};
+use crate::solver::{loss_and_gradient, Solver, StepReport, Work};
 
 /// How `B_k = diag(u_k)` is accumulated from the gradients `g_k`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -115,14 +115,7 @@ impl Solver for DiagonalMethod {
 
     fn step(&mut self, theta: &mut [f64], objective: &mut dyn Objective) -> Result<StepReport> {
         let n = theta.len();
-        let mut g = vec![0.0; n];
-        let loss = objective.loss_and_gradient(theta, &mut g)?;
-        if !all_finite(&g) || !loss.is_finite() {
-            return Err(OptimError::NonFinite {
-                op: format!("{}::step", self.name),
-                detail: "loss or gradient".into(),
-            });
-        }
+        let (loss, g) = loss_and_gradient(objective, theta, &format!("{}::step", self.name))?;
         if self.u.len() != n {
             self.u = vec![0.0; n];
             self.m = vec![0.0; n];

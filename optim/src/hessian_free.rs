@@ -15,9 +15,9 @@
 
 use crate::cg::{conjugate_gradient, CgParams};
 use crate::damping::{reduction_ratio, LevenbergMarquardt};
-use crate::error::{check_range, OptimError, Result};
+use crate::error::{check_range, Result};
 use crate::objective::Objective;
-use crate::solver::{all_finite, norm, Solver, StepReport, Work};
+use crate::solver::{loss_and_gradient, norm, Solver, StepReport, Work};
 use curvature::operator::estimate_diagonal;
 use curvature::{CurvatureKind, Damped};
 
@@ -110,14 +110,7 @@ impl Solver for HessianFree {
 
     fn step(&mut self, theta: &mut [f64], objective: &mut dyn Objective) -> Result<StepReport> {
         let n = theta.len();
-        let mut g = vec![0.0; n];
-        let loss = objective.loss_and_gradient(theta, &mut g)?;
-        if !all_finite(&g) || !loss.is_finite() {
-            return Err(OptimError::NonFinite {
-                op: "HessianFree::step".into(),
-                detail: "loss or gradient".into(),
-            });
-        }
+        let (loss, g) = loss_and_gradient(objective, theta, "HessianFree::step")?;
         let lambda = self.lm.lambda;
         let mut work = Work { gradients: 1, ..Work::default() };
         if self.previous.len() != n {

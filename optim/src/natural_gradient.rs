@@ -6,7 +6,7 @@ use crate::damping::{reduction_ratio, LevenbergMarquardt};
 use crate::error::{check_range, OptimError, Result};
 use crate::objective::Objective;
 use crate::schedule::Schedule;
-use crate::solver::{all_finite, norm, Solver, StepReport, Work};
+use crate::solver::{all_finite, loss_and_gradient, norm, Solver, StepReport, Work};
 use autodiff::linalg::cholesky_solve;
 use curvature::{CurvatureKind, Damped, LinearOperator};
 
@@ -68,14 +68,7 @@ impl Solver for NaturalGradient {
 
     fn step(&mut self, theta: &mut [f64], objective: &mut dyn Objective) -> Result<StepReport> {
         let n = theta.len();
-        let mut g = vec![0.0; n];
-        let loss = objective.loss_and_gradient(theta, &mut g)?;
-        if !all_finite(&g) || !loss.is_finite() {
-            return Err(OptimError::NonFinite {
-                op: "NaturalGradient::step".into(),
-                detail: "loss or gradient".into(),
-            });
-        }
+        let (loss, g) = loss_and_gradient(objective, theta, "NaturalGradient::step")?;
         let lambda = self.lm.lambda;
         let mut work = Work { gradients: 1, ..Work::default() };
         let neg_g: Vec<f64> = g.iter().map(|v| -v).collect();

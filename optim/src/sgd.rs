@@ -1,9 +1,9 @@
 //! Gradient descent and SGD with heavy-ball momentum.
 
-use crate::error::{check_range, OptimError, Result};
+use crate::error::{check_range, Result};
 use crate::objective::Objective;
 use crate::schedule::Schedule;
-use crate::solver::{all_finite, norm, Solver, StepReport, Work};
+use crate::solver::{loss_and_gradient, norm, Solver, StepReport, Work};
 
 /// `v ← μ v − α_k g_k`, `θ ← θ + v` (heavy-ball momentum; `μ = 0` is plain (S)GD).
 #[derive(Clone, Debug)]
@@ -32,14 +32,7 @@ impl Solver for GradientDescent {
     }
 
     fn step(&mut self, theta: &mut [f64], objective: &mut dyn Objective) -> Result<StepReport> {
-        let mut g = vec![0.0; theta.len()];
-        let loss = objective.loss_and_gradient(theta, &mut g)?;
-        if !all_finite(&g) || !loss.is_finite() {
-            return Err(OptimError::NonFinite {
-                op: "GradientDescent::step".into(),
-                detail: "loss or gradient".into(),
-            });
-        }
+        let (loss, g) = loss_and_gradient(objective, theta, "GradientDescent::step")?;
         if self.velocity.len() != theta.len() {
             self.velocity = vec![0.0; theta.len()];
         }

@@ -1,7 +1,7 @@
 //! [`Solver`]: one step of an optimizer, and the [`StepReport`] of what it did.
 
 use crate::cg::CgStop;
-use crate::error::Result;
+use crate::error::{OptimError, Result};
 use crate::objective::Objective;
 
 /// An optimizer that updates θ in place, one step at a time.
@@ -87,6 +87,21 @@ impl StepReport {
             work,
         }
     }
+}
+
+/// `(h(θ), ∇h(θ))` on the objective's current batch, or [`OptimError::NonFinite`] naming `op`:
+/// how every solver's step begins.
+pub(crate) fn loss_and_gradient(
+    objective: &mut dyn Objective,
+    theta: &[f64],
+    op: &str,
+) -> Result<(f64, Vec<f64>)> {
+    let mut g = vec![0.0; theta.len()];
+    let loss = objective.loss_and_gradient(theta, &mut g)?;
+    if !all_finite(&g) || !loss.is_finite() {
+        return Err(OptimError::NonFinite { op: op.into(), detail: "loss or gradient".into() });
+    }
+    Ok((loss, g))
 }
 
 pub(crate) fn norm(v: &[f64]) -> f64 {

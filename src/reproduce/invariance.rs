@@ -85,6 +85,40 @@ fn distance(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt()
 }
 
+/// The network, data and starting point shared by every method and ζ.
+struct Setup<'a> {
+    mlp: &'a Mlp,
+    x: &'a Matrix<f64>,
+    y: &'a Matrix<f64>,
+    gamma0: &'a [f64],
+}
+
+/// `‖ζ(γ₀ + α δ_γ) − (θ₀ + α δ_θ)‖` for step lengths `‖α δ_θ‖ = lengths`, `θ₀ = ζ(γ₀)`.
+fn one_step_discrepancies<Z: Function>(
+    s: &Setup<'_>,
+    zeta: &Z,
+    method: Method,
+    lengths: &[f64],
+) -> Result<Vec<f64>, Error> {
+    let theta_problem = Problem::new(s.mlp, &GaussianMeanLogVar, s.x, s.y)?;
+    let model = Reparameterized::new(s.mlp, zeta, s.gamma0)?;
+    let gamma_problem = Problem::new(&model, &GaussianMeanLogVar, s.x, s.y)?;
+    let theta0 = modes::value(zeta, s.gamma0)?.into_vec();
+    let (dt, dg) =
+        (direction(&theta_problem, &theta0, method)?, direction(&gamma_problem, s.gamma0, method)?);
+    let norm = distance(&dt, &vec![0.0; dt.len()]);
+    lengths
+        .iter()
+        .map(|&l| {
+            let a = l / norm;
+            Ok(distance(
+                &modes::value(zeta, &step(s.gamma0, &dg, a))?.into_vec(),
+                &step(&theta0, &dt, a),
+            ))
+        })
+        .collect()
+}
+
 /// Runs the reproduction.
 pub fn run(config: &Config) -> Result<Outcome, Error> {
     let mut out = Outcome::default();
@@ -94,7 +128,6 @@ pub fn run(config: &Config) -> Result<Outcome, Error> {
     let x = random_matrix(EXAMPLES, 3, &mut rng);
     let z = random_matrix(EXAMPLES, 4, &mut rng);
     let y = loss::sample_targets(&GaussianMeanLogVar, &z, &mut rng)?;
-    let theta_problem = Problem::new(&mlp, &GaussianMeanLogVar, &x, &y)?;
     let gamma0: Vec<f64> = random_vector(n, &mut rng).iter().map(|v| 0.8 * v).collect();
     let affine = Affine {
         a: Matrix::from_fn(
@@ -107,51 +140,16 @@ pub fn run(config: &Config) -> Result<Outcome, Error> {
     out.text(&format!("A 3-4-4 tanh network whose outputs are the mean and log-variance of two Gaussians (`gaussian_mean_logvar`, so F ≠ G and the GGN is indefinite), {n} parameters, {EXAMPLES} examples, so that F, G and H are non-singular: with a singular matrix (a softmax output has one null direction per unit below it) the minimum-norm step is not invariant (Section 13). θ = ζ(γ) with a nonlinear ζ (θ = γ + 0.4 tanh(γ) ⊙ γ) and an affine one (θ = Aγ + c). One step of each method from θ₀ = ζ(γ₀) in θ and from γ₀ in γ; the discrepancy is ‖ζ(γ₁) − θ₁‖. Directions use the exact pseudo-inverse of B (no damping, which would break invariance)."));
     // Step lengths ‖α δ_θ‖ from 1e-4 to 1e-1: α is scaled per method so every method is
     // probed in the regime where a Taylor expansion in α describes the step.
+    let setup = Setup { mlp: &mlp, x: &x, y: &y, gamma0: &gamma0 };
     let lengths: Vec<f64> = (0..9).map(|k| 10f64.powf(-4.0 + 0.375 * k as f64)).collect();
     let mut series = Vec::new();
     let mut csv_cols: Vec<(String, Vec<f64>)> = vec![("step_length".into(), lengths.clone())];
     for (zeta_name, nonlinear) in [("nonlinear", true), ("affine", false)] {
         for (name, method) in METHODS {
-            let (_theta0, discrepancy): (Vec<f64>, Vec<f64>) = if nonlinear {
-                let model = Reparameterized::new(&mlp, &Nonlinear, &gamma0)?;
-                let gamma_problem = Problem::new(&model, &GaussianMeanLogVar, &x, &y)?;
-                let theta0 = modes::value(&Nonlinear, &gamma0)?.into_vec();
-                let (dt, dg) = (
-                    direction(&theta_problem, &theta0, method)?,
-                    direction(&gamma_problem, &gamma0, method)?,
-                );
-                let norm = distance(&dt, &vec![0.0; dt.len()]);
-                let d = lengths
-                    .iter()
-                    .map(|&l| l / norm)
-                    .map(|a| {
-                        Ok(distance(
-                            &modes::value(&Nonlinear, &step(&gamma0, &dg, a))?.into_vec(),
-                            &step(&theta0, &dt, a),
-                        ))
-                    })
-                    .collect::<Result<Vec<f64>, Error>>()?;
-                (theta0, d)
+            let discrepancy = if nonlinear {
+                one_step_discrepancies(&setup, &Nonlinear, method, &lengths)?
             } else {
-                let model = Reparameterized::new(&mlp, &affine, &gamma0)?;
-                let gamma_problem = Problem::new(&model, &GaussianMeanLogVar, &x, &y)?;
-                let theta0 = modes::value(&affine, &gamma0)?.into_vec();
-                let (dt, dg) = (
-                    direction(&theta_problem, &theta0, method)?,
-                    direction(&gamma_problem, &gamma0, method)?,
-                );
-                let norm = distance(&dt, &vec![0.0; dt.len()]);
-                let d = lengths
-                    .iter()
-                    .map(|&l| l / norm)
-                    .map(|a| {
-                        Ok(distance(
-                            &modes::value(&affine, &step(&gamma0, &dg, a))?.into_vec(),
-                            &step(&theta0, &dt, a),
-                        ))
-                    })
-                    .collect::<Result<Vec<f64>, Error>>()?;
-                (theta0, d)
+                one_step_discrepancies(&setup, &affine, method, &lengths)?
             };
             let points: Vec<(f64, f64)> =
                 lengths.iter().copied().zip(discrepancy.iter().copied()).collect();
