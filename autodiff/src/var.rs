@@ -119,6 +119,32 @@ impl<'t, T: Scalar> Var<'t, T> {
         })
     }
 
+    /// The layer map `self · wᵀ + 1 bᵀ` (`self` is `N×m_in`, `w` is `m_out×m_in`, `b` is
+    /// `1×m_out`) as one node: the same values as `self.matmul_t(w)?.add_row(b)`, with one
+    /// buffer instead of two.
+    pub fn affine(self, w: Var<'t, T>, b: Var<'t, T>) -> Result<Var<'t, T>> {
+        self.same_tape("affine", w)?;
+        self.same_tape("affine", b)?;
+        let (sa, sw, sb) = (self.shape(), w.shape(), b.shape());
+        if sa.cols != sw.cols {
+            return Err(AutodiffError::shape("affine (input vs weights)", sa, sw));
+        }
+        if sb.rows != 1 || sb.cols != sw.rows {
+            return Err(AutodiffError::shape("affine (weights vs bias)", sw, sb));
+        }
+        self.record(Op::Affine { a: self.index, w: w.index, b: b.index }, |v| {
+            let mut c = Matrix::zeros(sa.rows, sw.rows);
+            T::gemm(v[0].as_ref(), v[1].as_ref().t(), c.as_mut(), false);
+            let bias = v[2].data();
+            for i in 0..sa.rows {
+                for (x, &bj) in c.row_mut(i).iter_mut().zip(bias) {
+                    *x = *x + bj;
+                }
+            }
+            c
+        })
+    }
+
     /// `c · self` for a constant `c`.
     pub fn scale(self, c: f64) -> Result<Var<'t, T>> {
         let c = T::from_f64(c);

@@ -109,3 +109,18 @@ fn custom_op_rule_errors_are_reported() {
         "bad_vjp (vjp cotangent vs input): shape mismatch between 1×1 and 2×2"
     );
 }
+
+#[test]
+fn affine_checks_both_shapes_and_matches_matmul_plus_bias() {
+    let tape = Tape::<f64>::new();
+    let a = tape.input(m(2, 3));
+    let w = tape.input(m(4, 3));
+    let b = tape.input(m(1, 4));
+    let fused = a.affine(w, b).unwrap().value();
+    let separate = a.matmul_t(w).unwrap().add_row(b).unwrap().value();
+    assert_eq!(fused, separate);
+    let err = a.affine(tape.input(m(4, 2)), b).unwrap_err();
+    assert_eq!(err.to_string(), "affine (input vs weights): shape mismatch between 2×3 and 4×2");
+    let err = a.affine(w, tape.input(m(1, 3))).unwrap_err();
+    assert_eq!(err.to_string(), "affine (weights vs bias): shape mismatch between 4×3 and 1×3");
+}

@@ -26,6 +26,7 @@ enum Case {
     Mul,
     Div,
     AddRow,
+    Affine,
     Scale,
     AddScalar,
     Transpose,
@@ -44,7 +45,7 @@ enum Case {
     Reshape,
 }
 
-const CASES: [Case; 34] = [
+const CASES: [Case; 35] = [
     Case::MatMul,
     Case::MatMulT,
     Case::TMatMul,
@@ -53,6 +54,7 @@ const CASES: [Case; 34] = [
     Case::Mul,
     Case::Div,
     Case::AddRow,
+    Case::Affine,
     Case::Scale,
     Case::AddScalar,
     Case::Transpose,
@@ -97,6 +99,8 @@ impl OpFn {
             Case::TMatMul => (self.r, self.k),
             Case::Add | Case::Sub | Case::Mul | Case::Div => (self.r, self.c),
             Case::AddRow => (1, self.c),
+            // W (k×c) followed by b (1×k), both in the second block of θ.
+            Case::Affine => (self.k + 1, self.c.max(self.k)),
             _ => (0, 0),
         }
     }
@@ -132,6 +136,11 @@ impl Function for OpFn {
             Case::Mul => a.mul(b()?),
             Case::Div => a.div(b()?),
             Case::AddRow => a.add_row(b()?),
+            Case::Affine => {
+                let w = theta.slice(r * c, self.k, c)?;
+                let bias = theta.slice(r * c + self.k * c, 1, self.k)?;
+                a.affine(w, bias)
+            }
             Case::Scale => a.scale(-1.7),
             Case::AddScalar => a.add_scalar(0.9),
             Case::Transpose => a.transpose(),

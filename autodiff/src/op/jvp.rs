@@ -95,6 +95,24 @@ pub(crate) fn tangent<T: Scalar>(
                 (Some(x), Some(y)) => Some(map(x, |k, v| (v - cd[k] * y.data()[k]) / bd[k])),
             }
         }
+        &Op::Affine { a, w, b } => {
+            // Ṡ = Ȧ Wᵀ + A Ẇᵀ + 1 ḃᵀ.
+            let mut c = None;
+            if let Some(ta) = t(a) {
+                product(ta.as_ref(), val(w).as_ref().t(), &mut c);
+            }
+            if let Some(tw) = t(w) {
+                product(val(a).as_ref(), tw.as_ref().t(), &mut c);
+            }
+            if let Some(tb) = t(b) {
+                let m = c.get_or_insert_with(|| Matrix::zeros(out.rows(), out.cols()));
+                let cols = out.cols();
+                for (k, x) in m.data_mut().iter_mut().enumerate() {
+                    *x = *x + tb.data()[k % cols];
+                }
+            }
+            c
+        }
         &Op::AddRow(a, r) => {
             let cols = out.cols();
             match (t(a), t(r)) {

@@ -38,6 +38,13 @@ pub(crate) enum Op<T: Scalar> {
     Div(usize, usize),
     /// `A + 1 r` with `r` a `1×n` row added to every row of `A` (a bias).
     AddRow(usize, usize),
+    /// The layer map `A Wᵀ + 1 bᵀ` in one node: one buffer instead of two, and no copy of the
+    /// product (its value is not needed by any rule).
+    Affine {
+        a: usize,
+        w: usize,
+        b: usize,
+    },
     /// `c A`.
     Scale(usize, T),
     /// `A + c`.
@@ -82,6 +89,7 @@ impl<T: Scalar> Op<T> {
             Op::Mul(..) => "mul".into(),
             Op::Div(..) => "div".into(),
             Op::AddRow(..) => "add_row".into(),
+            Op::Affine { .. } => "affine".into(),
             Op::Scale(..) => "scale".into(),
             Op::AddScalar(..) => "add_scalar".into(),
             Op::Transpose(..) => "transpose".into(),
@@ -104,6 +112,7 @@ impl<T: Scalar> Op<T> {
         match self {
             Op::Input | Op::Constant => smallvec![],
             Op::MatMul { a, b, .. } => smallvec![*a, *b],
+            Op::Affine { a, w, b } => smallvec![*a, *w, *b],
             Op::Add(a, b) | Op::Sub(a, b) | Op::Mul(a, b) | Op::Div(a, b) | Op::AddRow(a, b) => {
                 smallvec![*a, *b]
             }

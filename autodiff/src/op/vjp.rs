@@ -114,6 +114,21 @@ pub(crate) fn propagate<T: Scalar>(
                 add_elementwise(adj, b, gr, gc, |k| -gd[k] * cd[k] / bd[k]);
             }
         }
+        &Op::Affine { a, w, b } => {
+            // S = A Wᵀ + 1 bᵀ: dA = G W, dW = Gᵀ A, db = column sums of G.
+            if needs(a) {
+                add_product(adj, a, g.as_ref(), val(w).as_ref());
+            }
+            if needs(w) {
+                add_product(adj, w, g.as_ref().t(), val(a).as_ref());
+            }
+            if needs(b) {
+                let col_sums: Vec<T> = (0..gc)
+                    .map(|j| (0..gr).fold(T::zero(), |s, row| s + gd[row * gc + j]))
+                    .collect();
+                add_elementwise(adj, b, 1, gc, |k| col_sums[k]);
+            }
+        }
         &Op::AddRow(a, r) => {
             if needs(a) {
                 add_elementwise(adj, a, gr, gc, |k| gd[k]);

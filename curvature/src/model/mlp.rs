@@ -139,7 +139,7 @@ impl Mlp {
             let (m_out, m_in) = (self.sizes[layer], self.sizes[layer - 1]);
             let w = theta.slice(self.weight_range(layer).start, m_out, m_in)?;
             let b = theta.slice(self.bias_range(layer).start, 1, m_out)?;
-            let s = a.matmul_t(w)?.add_row(b)?;
+            let s = a.affine(w, b)?;
             let out = activation.apply(s)?;
             layers.push(LayerVars {
                 input: a,
