@@ -1,62 +1,11 @@
 //! Reproduces the paper's claims (Martens, JMLR 2020), all six reproductions or a subset:
 //! prints a table (claim, section, measured, paper, pass/fail), writes `report.md` with SVG
 //! figures and CSV numbers to the output directory, and exits non-zero if any claim fails.
+//! Each reproduction is also its own example, `reproduce_<name>`.
 //!
 //! `cargo run --release --example reproduce -- [--only hessian,fisher_ggn,empirical_fisher,
 //! invariance,convergence,autoencoder] [--out out/reproduce] [--seed 0] [--quick] [--idx DIR]`
 
-use natgrad::reproduce::{self, Config};
-use std::path::PathBuf;
-
 fn main() {
-    let mut config =
-        Config { out: PathBuf::from("out/reproduce"), seed: 0, quick: false, idx_dir: None };
-    let mut only = Vec::new();
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let mut value = || args.next().unwrap_or_else(|| fail(&format!("{flag} needs a value")));
-        match flag.as_str() {
-            "--only" => only = value().split(',').map(String::from).collect(),
-            "--out" => config.out = PathBuf::from(value()),
-            "--seed" => {
-                config.seed = value().parse().unwrap_or_else(|_| fail("--seed needs a number"))
-            }
-            "--quick" => config.quick = true,
-            "--idx" => config.idx_dir = Some(PathBuf::from(value())),
-            other => fail(&format!(
-                "unknown flag {other} (expected --only, --out, --seed, --quick, --idx)"
-            )),
-        }
-    }
-    let names: Vec<&str> = reproduce::all().iter().map(|r| r.0).collect();
-    if let Some(bad) = only.iter().find(|o| !names.contains(&o.as_str())) {
-        fail(&format!("unknown reproduction '{bad}' (expected one of {})", names.join(", ")));
-    }
-    let claims = match reproduce::run_all(&config, &only) {
-        Ok(c) => c,
-        Err(e) => fail(&e.to_string()),
-    };
-    println!("\n{:<62} {:<22} {:<58} result", "claim", "section", "measured");
-    for (_, c) in &claims {
-        println!(
-            "{:<62} {:<22} {:<58} {}",
-            c.claim,
-            c.section,
-            c.measured,
-            if c.passed { "pass" } else { "FAIL" }
-        );
-    }
-    let failed = claims.iter().filter(|(_, c)| !c.passed).count();
-    println!(
-        "\n{} claims, {} passed, {failed} failed; report: {}",
-        claims.len(),
-        claims.len() - failed,
-        config.out.join("report.md").display()
-    );
-    std::process::exit(if failed == 0 { 0 } else { 1 });
-}
-
-fn fail(message: &str) -> ! {
-    eprintln!("reproduce: {message}");
-    std::process::exit(2);
+    natgrad::reproduce::cli::main_with(&[]);
 }

@@ -11,6 +11,7 @@
 //! | [`autoencoder`] | 10, 11.2 | the deep autoencoder on CURVES-style data: SGD, Adam, HF, NG |
 
 pub mod autoencoder;
+pub mod cli;
 pub mod convergence;
 pub mod empirical_fisher;
 pub mod fisher_ggn;
