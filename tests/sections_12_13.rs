@@ -202,3 +202,31 @@ fn check_loss_passes_every_builtin_and_catches_a_wrong_hessian() {
     let report = check_loss(&WrongCurvature, &z, &[0.0, 1.0, 0.0], 1e-8, 0, 1).unwrap();
     assert!(!report.passed(), "a 1% error in H_L passed: {report}");
 }
+
+#[test]
+fn non_layered_models_get_whole_matrix_products_and_a_clear_error_for_the_decomposition() {
+    let (mlp, x, y, gamma) = setup(5);
+    let model = Reparameterized::new(&mlp, &Nonlinear, &gamma).unwrap();
+    let problem = Problem::new(&model, &SoftmaxCrossEntropy, &x, &y).unwrap();
+    let pass = problem.at(&gamma).unwrap();
+    // Whole-matrix products work: H = G + residual holds for a model that is not an Mlp.
+    curvature::verify::check_ggn_residual_identity(&pass, 1e-10).unwrap().assert_passed();
+    let err = pass.c_vector_product(&gamma, None).unwrap_err();
+    assert!(err.to_string().contains("needs a layered model"), "{err}");
+}
+
+#[test]
+fn psd_check_fails_for_an_indefinite_loss_hessian_and_passes_for_the_fisher() {
+    use curvature::verify::check_positive_semidefinite;
+    let mut rng = StdRng::seed_from_u64(12);
+    let mlp = Mlp::new(&[3, 4, 2], &[Activation::Tanh, Activation::Identity]).unwrap();
+    let x = random_matrix(6, 3, &mut rng);
+    // Targets far from the predictions make H_L of (μ, log σ²) indefinite (Section 9.2).
+    let y = Matrix::from_fn(6, 1, |i, _| 3.0 + i as f64);
+    let dist = loss::GaussianMeanLogVar;
+    let problem = Problem::new(&mlp, &dist, &x, &y).unwrap();
+    let pass = problem.at(&random_vector(mlp.num_params(), &mut rng)).unwrap();
+    let ggn = check_positive_semidefinite(&pass.ggn(), 1e-10).unwrap();
+    assert!(!ggn.passed(), "the GGN of an indefinite H_L passed a PSD check: {ggn}");
+    check_positive_semidefinite(&pass.fisher(), 1e-10).unwrap().assert_passed();
+}
