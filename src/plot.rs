@@ -63,9 +63,11 @@ fn nice_ticks(lo: f64, hi: f64, log: bool) -> Vec<f64> {
     if log {
         let (a, b) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
         let step = ((b - a) / 8).max(1);
+        // Few decades: label 1, 2 and 5 of each decade so the axis is still readable.
+        let mantissas: &[f64] = if b - a <= 2 { &[1.0, 2.0, 5.0] } else { &[1.0] };
         return (a..=b)
             .step_by(step as usize)
-            .map(|e| 10f64.powi(e))
+            .flat_map(|e| mantissas.iter().map(move |m| m * 10f64.powi(e)))
             .filter(|t| *t >= lo * 0.999 && *t <= hi * 1.001)
             .collect();
     }
