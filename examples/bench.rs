@@ -16,8 +16,47 @@ use autodiff::{Matrix, Retain, Scalar, Tape};
 use curvature::loss::{BernoulliLogits, PredictiveDistribution, SoftmaxCrossEntropy};
 use curvature::{Activation, Mlp, Model, Problem};
 use rand::{rngs::StdRng, SeedableRng};
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Instant;
+
+/// The system allocator, counting live heap bytes and their high-water mark, so the peak
+/// memory of an op is measured exactly (RSS would also count what the allocator keeps from
+/// earlier ops).
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+fn count(grow: usize, shrink: usize) {
+    let live = LIVE.fetch_add(grow, Relaxed) + grow;
+    LIVE.fetch_sub(shrink, Relaxed);
+    PEAK.fetch_max(live, Relaxed);
+}
+
+// SAFETY: every call forwards to `System` with the caller's layout; the counters are advisory.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count(layout.size(), 0);
+        System.alloc(layout)
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count(layout.size(), 0);
+        System.alloc_zeroed(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        count(0, layout.size());
+        System.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count(new_size, layout.size());
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
 
 struct Workload {
     name: &'static str,
@@ -89,13 +128,35 @@ fn time<R>(runs: usize, mut f: impl FnMut() -> R) -> (f64, f64) {
     (t[t.len() / 2], t[0])
 }
 
-fn gemm_rate<T: Scalar>(runs: usize) -> f64 {
+/// Times of single 1000³ GEMMs, in seconds.
+fn gemm_times<T: Scalar>(runs: usize) -> Vec<f64> {
     let n = 1000;
     let a = Matrix::from_fn(n, n, |i, j| T::from_f64(((i * 7 + j * 3) % 11) as f64 * 0.1));
     let b = a.clone();
     let mut c = Matrix::filled(n, n, T::zero());
-    let (median, _) = time(runs, || T::gemm(a.as_ref(), b.as_ref(), c.as_mut(), false));
-    2.0 * (n * n * n) as f64 / median / 1e9
+    T::gemm(a.as_ref(), b.as_ref(), c.as_mut(), false);
+    (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            T::gemm(a.as_ref(), b.as_ref(), c.as_mut(), false);
+            start.elapsed().as_secs_f64()
+        })
+        .collect()
+}
+
+/// GFLOP/s of the median of `times` (1000³ GEMMs).
+fn gemm_rate(mut times: Vec<f64>) -> f64 {
+    times.sort_by(f64::total_cmp);
+    2e9 / times[times.len() / 2] / 1e9
+}
+
+/// The GEMM rate around one op's timing: 3 GEMMs just before and 3 just after it, so the
+/// fraction of GEMM compares two things measured under the same load on a shared machine.
+fn gemm_rate_around<T: Scalar, R>(op: impl FnOnce() -> R) -> (R, f64) {
+    let mut times = gemm_times::<T>(3);
+    let result = op();
+    times.extend(gemm_times::<T>(3));
+    (result, gemm_rate(times))
 }
 
 /// `(loss, gradient)` on a tape over `T` with the loss written on the tape (for f32).
@@ -118,17 +179,6 @@ fn tape_gradient<T: Scalar>(w: &Workload, theta: &[f64], x: &Matrix<f64>, y: &Ma
     let value = loss.value()[(0, 0)];
     black_box(g.wrt(th).map(|m| m.data()[0]));
     value
-}
-
-fn peak_rss_reset() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-fn peak_rss_bytes() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024.0)
 }
 
 struct Args {
@@ -216,9 +266,12 @@ fn main() {
         // SAFETY-free in edition 2021; set before the first GEMM so matrixmultiply reads it.
         std::env::set_var("MATMUL_NUM_THREADS", threads.to_string());
     }
-    let rate64 = gemm_rate::<f64>(5);
-    let rate32 = gemm_rate::<f32>(5);
-    println!("threads {threads}: GEMM 1000³ dgemm {rate64:.1} GFLOP/s, sgemm {rate32:.1} GFLOP/s");
+    let rate64 = gemm_rate(gemm_times::<f64>(5));
+    let rate32 = gemm_rate(gemm_times::<f32>(5));
+    println!(
+        "threads {threads}: GEMM 1000³ dgemm {rate64:.1} GFLOP/s, sgemm {rate32:.1} GFLOP/s \
+         (at start; each row's fraction uses the rate measured around it)"
+    );
     let mut json = Vec::new();
     for w in workloads().into_iter().filter(|w| args.workloads.iter().any(|n| n == w.name)) {
         let mut rng = StdRng::seed_from_u64(0);
@@ -246,13 +299,16 @@ fn main() {
             runs
         );
         println!(
-            "{:<18} {:>5} {:>10} {:>10} {:>9} {:>9} {:>8} {:>8}",
-            "op", "dtype", "median", "min", "GFLOP", "GFLOP/s", "of GEMM", "÷ grad"
+            "{:<18} {:>5} {:>10} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8}",
+            "op", "dtype", "median", "min", "GFLOP", "GFLOP/s", "GEMM", "of GEMM", "÷ grad"
         );
         let mut grad_median = f64::NAN;
         for dtype in &args.dtypes {
             for op in &args.ops {
-                let measured = match (dtype.as_str(), op.as_str()) {
+                if dtype != "f64" && op != "gradient" {
+                    continue;
+                }
+                let measure = || match (dtype.as_str(), op.as_str()) {
                     ("f64", "loss") => {
                         Some(time(runs, || problem.at(&theta).unwrap().loss().unwrap()))
                     }
@@ -286,24 +342,29 @@ fn main() {
                     }
                     _ => None,
                 };
+                let (measured, gemm) = if dtype == "f32" {
+                    gemm_rate_around::<f32, _>(measure)
+                } else {
+                    gemm_rate_around::<f64, _>(measure)
+                };
                 let Some((median, min)) = measured else { continue };
                 if op == "gradient" && dtype == "f64" {
                     grad_median = median;
                 }
                 let flops = op_flops(op, f, f1);
                 let rate = flops / median / 1e9;
-                let gemm = if dtype == "f32" { rate32 } else { rate64 };
                 println!(
-                    "{op:<18} {dtype:>5} {:>10.3} {:>10.3} {:>9.2} {:>9.1} {:>7.0}% {:>8.2}",
+                    "{op:<18} {dtype:>5} {:>10.3} {:>10.3} {:>9.2} {:>9.1} {:>9.1} {:>7.0}% {:>8.2}",
                     median * 1e3,
                     min * 1e3,
                     flops / 1e9,
                     rate,
+                    gemm,
                     100.0 * rate / gemm,
                     median / grad_median
                 );
                 json.push(format!(
-                    "{{\"workload\":\"{}\",\"op\":\"{op}\",\"dtype\":\"{dtype}\",\"threads\":{threads},\"median_s\":{median:e},\"min_s\":{min:e},\"flops\":{flops:e},\"gflops\":{rate:e},\"fraction_of_gemm\":{:e},\"ratio_to_gradient\":{:e}}}",
+                    "{{\"workload\":\"{}\",\"op\":\"{op}\",\"dtype\":\"{dtype}\",\"threads\":{threads},\"median_s\":{median:e},\"min_s\":{min:e},\"flops\":{flops:e},\"gflops\":{rate:e},\"gemm_gflops\":{gemm:e},\"fraction_of_gemm\":{:e},\"ratio_to_gradient\":{:e}}}",
                     w.name,
                     rate / gemm,
                     median / grad_median
@@ -311,22 +372,30 @@ fn main() {
             }
         }
         if w.name == "w1" && args.ops.iter().any(|o| o == "gradient") {
-            peak_rss_reset();
-            let before = peak_rss_bytes().unwrap_or(f64::NAN);
+            // Peak live heap during one gradient, over what the caller already holds (θ, x, y,
+            // v, u), plus the caller's θ and x, against the bytes any reverse-mode gradient
+            // needs: θ, ∇h, x, and each layer's pre-activation s_i and output a_i.
+            let before = LIVE.load(Relaxed);
+            PEAK.store(before, Relaxed);
             black_box(problem.at(&theta).unwrap().gradient().unwrap());
-            let peak = peak_rss_bytes().unwrap_or(f64::NAN);
+            let extra = (PEAK.load(Relaxed) - before) as f64;
             let params = 8.0 * theta.len() as f64;
-            let acts: f64 = 8.0
-                * w.batch as f64
-                * (w.mlp.sizes()[0] as f64 + 2.0 * w.mlp.sizes()[1..].iter().sum::<usize>() as f64);
-            let needed = 2.0 * params + acts;
+            let input = 8.0 * x.len() as f64;
+            let layers: f64 =
+                8.0 * w.batch as f64 * 2.0 * w.mlp.sizes()[1..].iter().sum::<usize>() as f64;
+            let needed = 2.0 * params + input + layers;
+            let peak = extra + params + input;
             println!(
-                "W1 gradient peak RSS {:.0} MB (baseline before {:.0} MB); parameters + gradient + activations (x, s_i, a_i) {:.0} MB; ratio {:.2}",
+                "W1 gradient peak heap {:.0} MB (the op's own allocations {:.0} MB + the caller's θ and x); needed: θ + ∇h + x + (s_i, a_i) {:.0} MB; ratio {:.2}",
                 peak / 1e6,
-                before / 1e6,
+                extra / 1e6,
                 needed / 1e6,
                 peak / needed
             );
+            json.push(format!(
+                "{{\"workload\":\"w1\",\"op\":\"gradient_peak_memory\",\"threads\":{threads},\"peak_bytes\":{peak:e},\"needed_bytes\":{needed:e},\"ratio\":{:e}}}",
+                peak / needed
+            ));
         }
     }
     if let Some(path) = args.json {

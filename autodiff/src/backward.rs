@@ -2,7 +2,7 @@
 
 use crate::error::{AutodiffError, Result};
 use crate::matrix::Matrix;
-use crate::op::vjp::{propagate, Adjoints};
+use crate::op::vjp::{propagate, Adjoints, Sink};
 use crate::op::Op;
 use crate::scalar::Scalar;
 use crate::tape::{Tape, Var};
@@ -35,6 +35,14 @@ impl<T: Scalar> Gradients<T> {
         self.adjoints.get(var.index).and_then(|a| a.as_ref())
     }
 
+    /// Moves the adjoint of `var` out (no copy); `None` as for [`wrt`](Self::wrt).
+    pub fn take(&mut self, var: Var<'_, T>) -> Option<Matrix<T>> {
+        if var.tape_id != self.tape_id {
+            return None;
+        }
+        self.adjoints.get_mut(var.index).and_then(|a| a.take())
+    }
+
     /// The adjoint of `var`, with zeros of its shape when no seed reaches it.
     pub fn wrt_or_zeros(&self, var: Var<'_, T>) -> Matrix<T> {
         self.wrt(var).cloned().unwrap_or_else(|| {
@@ -65,7 +73,7 @@ impl<T: Scalar> Tape<T> {
         let mut last = 0;
         for (var, seed) in seeds {
             self.check_var("backward", *var)?;
-            let shape = nodes[var.index].value.shape();
+            let shape = nodes[var.index].shape;
             if seed.shape() != shape {
                 return Err(AutodiffError::shape("backward (seed vs node)", seed.shape(), shape));
             }
@@ -88,7 +96,8 @@ impl<T: Scalar> Tape<T> {
                 });
             }
             if nodes[i].requires_grad {
-                propagate(&nodes, i, &g, &mut adjoints)?;
+                let redirect = retain == Retain::Inputs;
+                propagate(&mut Sink { nodes: &nodes, adj: &mut adjoints, redirect }, i, &g)?;
             }
             let keep = match retain {
                 Retain::All => true,

@@ -41,7 +41,7 @@ impl<T: Scalar> Tape<T> {
         let mut seeded = vec![false; nodes.len()];
         for (var, seed) in seeds {
             self.check_var("tangents", *var)?;
-            let shape = nodes[var.index].value.shape();
+            let shape = nodes[var.index].shape;
             if seed.shape() != shape {
                 return Err(AutodiffError::shape("tangents (seed vs node)", seed.shape(), shape));
             }

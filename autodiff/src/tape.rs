@@ -6,9 +6,10 @@
 //! graph as one over `f64`, and the reverse sweep over it computes `H v` exactly.
 
 use crate::error::{AutodiffError, Result};
-use crate::matrix::{Matrix, Shape};
+use crate::matrix::{MatRef, Matrix, Shape};
 use crate::op::Op;
 use crate::scalar::Scalar;
+use std::borrow::Cow;
 use std::cell::{Cell, Ref, RefCell};
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,9 +18,44 @@ static NEXT_TAPE_ID: AtomicUsize = AtomicUsize::new(0);
 
 pub(crate) struct Node<T: Scalar> {
     pub(crate) op: Op<T>,
-    pub(crate) value: Matrix<T>,
+    /// The node's value, or `None` for a view ([`Op::Slice`]) that reads its operand's buffer:
+    /// slicing the weights of a layer out of θ costs no copy. Read values through [`data`],
+    /// [`view`] or [`value`], which resolve views.
+    pub(crate) value: Option<Matrix<T>>,
+    pub(crate) shape: Shape,
     /// Whether any [`Op::Input`] leaf reaches this node; the sweep skips nodes that are not.
     pub(crate) requires_grad: bool,
+}
+
+impl<T: Scalar> Node<T> {
+    /// Whether the node is a view into an operand's buffer (no value of its own).
+    pub(crate) fn is_view(&self) -> bool {
+        self.value.is_none()
+    }
+}
+
+/// The row-major elements of node `i`, resolving views without copying.
+pub(crate) fn data<T: Scalar>(nodes: &[Node<T>], i: usize) -> &[T] {
+    match (&nodes[i].value, &nodes[i].op) {
+        (Some(m), _) => m.data(),
+        (None, &Op::Slice { a, start }) => &data(nodes, a)[start..start + nodes[i].shape.len()],
+        (None, op) => unreachable!("internal error: node {i} ({}) has no value", op.name()),
+    }
+}
+
+/// Node `i` as a matrix view (no copy, also for views).
+pub(crate) fn view<T: Scalar>(nodes: &[Node<T>], i: usize) -> MatRef<'_, T> {
+    let s = nodes[i].shape;
+    MatRef::from_slice(data(nodes, i), s.rows, s.cols).expect("internal error: view extent")
+}
+
+/// Node `i` as a matrix: borrowed when it owns its value, a copy for a view. For the rules
+/// that are not on a hot path; products read [`view`] instead.
+pub(crate) fn value<T: Scalar>(nodes: &[Node<T>], i: usize) -> Cow<'_, Matrix<T>> {
+    match &nodes[i].value {
+        Some(m) => Cow::Borrowed(m),
+        None => Cow::Owned(view(nodes, i).to_matrix()),
+    }
 }
 
 /// A recording of matrix operations over the scalar `T`.
@@ -98,19 +134,19 @@ impl<T: Scalar> Tape<T> {
     /// A copy of the value of node `var`.
     pub fn value(&self, var: Var<'_, T>) -> Result<Matrix<T>> {
         self.check_var("value", var)?;
-        Ok(self.nodes.borrow()[var.index].value.clone())
+        Ok(value(&self.nodes.borrow(), var.index).into_owned())
     }
 
-    /// Borrows the value of node `index` (no copy). Holding the borrow while recording panics,
-    /// so keep it short.
-    pub fn value_ref(&self, var: Var<'_, T>) -> Result<Ref<'_, Matrix<T>>> {
+    /// Borrows the row-major elements of node `var` (no copy, also for a slice, which is a
+    /// view). Holding the borrow while recording panics, so keep it short.
+    pub fn value_ref(&self, var: Var<'_, T>) -> Result<Ref<'_, [T]>> {
         self.check_var("value_ref", var)?;
-        Ok(Ref::map(self.nodes.borrow(), |nodes| &nodes[var.index].value))
+        Ok(Ref::map(self.nodes.borrow(), |nodes| data(nodes, var.index)))
     }
 
     /// The shape of node `var`.
     pub(crate) fn shape_of(&self, index: usize) -> Shape {
-        self.nodes.borrow()[index].value.shape()
+        self.nodes.borrow()[index].shape
     }
 
     pub(crate) fn check_var(&self, op: &str, var: Var<'_, T>) -> Result<()> {
@@ -122,7 +158,16 @@ impl<T: Scalar> Tape<T> {
 
     fn push_unchecked(&self, op: Op<T>, value: Matrix<T>, requires_grad: bool) -> Var<'_, T> {
         let mut nodes = self.nodes.borrow_mut();
-        nodes.push(Node { op, value, requires_grad });
+        let shape = value.shape();
+        nodes.push(Node { op, value: Some(value), shape, requires_grad });
+        Var { tape: self, tape_id: self.id, index: nodes.len() - 1 }
+    }
+
+    /// Records a view node (no value of its own; see [`Node::value`]).
+    pub(crate) fn push_view(&self, op: Op<T>, shape: Shape) -> Var<'_, T> {
+        let mut nodes = self.nodes.borrow_mut();
+        let requires_grad = op.operands().iter().any(|&i| nodes[i].requires_grad);
+        nodes.push(Node { op, value: None, shape, requires_grad });
         Var { tape: self, tape_id: self.id, index: nodes.len() - 1 }
     }
 
@@ -178,6 +223,6 @@ impl<'t, T: Scalar> Var<'t, T> {
 
     /// A copy of the node's value.
     pub fn value(&self) -> Matrix<T> {
-        self.tape.nodes.borrow()[self.index].value.clone()
+        value(&self.tape.nodes.borrow(), self.index).into_owned()
     }
 }

@@ -2,10 +2,12 @@
 //! the forward value, and records one node.
 
 use crate::error::{AutodiffError, Result};
-use crate::matrix::{Matrix, Shape};
+use crate::matrix::{MatRef, Matrix, Shape};
 use crate::op::{log_softmax, row_log_sum_exp, zip_map, CustomOp, Op, UnaryFn};
 use crate::scalar::Scalar;
-use crate::tape::Var;
+use crate::tape::{self, Var};
+use smallvec::SmallVec;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 impl<'t, T: Scalar> Var<'t, T> {
@@ -14,11 +16,29 @@ impl<'t, T: Scalar> Var<'t, T> {
     }
 
     /// Records `op` with the value `f(values of operands)`.
+    /// Views (slices) among the operands are copied for `f`; the products read views in place
+    /// through [`record_views`](Self::record_views).
     fn record(self, op: Op<T>, f: impl FnOnce(&[&Matrix<T>]) -> Matrix<T>) -> Result<Var<'t, T>> {
         let value = {
             let nodes = self.tape.nodes.borrow();
-            let operands: Vec<&Matrix<T>> =
-                op.operands().into_iter().map(|i| &nodes[i].value).collect();
+            let operands: SmallVec<[Cow<'_, Matrix<T>>; 3]> =
+                op.operands().into_iter().map(|i| tape::value(&nodes, i)).collect();
+            let refs: SmallVec<[&Matrix<T>; 3]> = operands.iter().map(|c| c.as_ref()).collect();
+            f(&refs)
+        };
+        self.tape.push(op, value)
+    }
+
+    /// Records `op` with the value `f(views of operands)`, copying nothing.
+    fn record_views(
+        self,
+        op: Op<T>,
+        f: impl FnOnce(&[MatRef<'_, T>]) -> Matrix<T>,
+    ) -> Result<Var<'t, T>> {
+        let value = {
+            let nodes = self.tape.nodes.borrow();
+            let operands: SmallVec<[MatRef<'_, T>; 3]> =
+                op.operands().into_iter().map(|i| tape::view(&nodes, i)).collect();
             f(&operands)
         };
         self.tape.push(op, value)
@@ -63,10 +83,10 @@ impl<'t, T: Scalar> Var<'t, T> {
             return Err(AutodiffError::shape(name, sa, sb));
         }
         let op = Op::MatMul { a: self.index, b: b.index, trans_a, trans_b };
-        self.record(op, |v| {
+        self.record_views(op, |v| {
             let mut c = Matrix::zeros(m, n);
-            let av = if trans_a { v[0].as_ref().t() } else { v[0].as_ref() };
-            let bv = if trans_b { v[1].as_ref().t() } else { v[1].as_ref() };
+            let av = if trans_a { v[0].t() } else { v[0] };
+            let bv = if trans_b { v[1].t() } else { v[1] };
             T::gemm(av, bv, c.as_mut(), false);
             c
         })
@@ -132,15 +152,15 @@ impl<'t, T: Scalar> Var<'t, T> {
         if sb.rows != 1 || sb.cols != sw.rows {
             return Err(AutodiffError::shape("affine (weights vs bias)", sw, sb));
         }
-        self.record(Op::Affine { a: self.index, w: w.index, b: b.index }, |v| {
-            let mut c = Matrix::zeros(sa.rows, sw.rows);
-            T::gemm(v[0].as_ref(), v[1].as_ref().t(), c.as_mut(), false);
-            let bias = v[2].data();
-            for i in 0..sa.rows {
-                for (x, &bj) in c.row_mut(i).iter_mut().zip(bias) {
-                    *x = *x + bj;
-                }
+        self.record_views(Op::Affine { a: self.index, w: w.index, b: b.index }, |v| {
+            // Start from the bias rows and accumulate the product onto them: one pass.
+            let bias: Vec<T> = (0..sw.rows).map(|j| v[2].get(0, j)).collect();
+            let mut data = Vec::with_capacity(sa.rows * sw.rows);
+            for _ in 0..sa.rows {
+                data.extend_from_slice(&bias);
             }
+            let mut c = Matrix::from_vec(sa.rows, sw.rows, data).expect("internal error: affine");
+            T::gemm(v[0], v[1].t(), c.as_mut(), true);
             c
         })
     }
@@ -288,10 +308,10 @@ impl<'t, T: Scalar> Var<'t, T> {
                 len,
             });
         };
-        self.record(Op::Slice { a: self.index, start }, |v| {
-            Matrix::from_vec(rows, cols, v[0].data()[start..end].to_vec())
-                .expect("internal error: slice length")
-        })
+        debug_assert!(end <= len);
+        // A view: no copy of the elements, and (in a sweep that keeps only the inputs'
+        // adjoints) the adjoint is accumulated straight into the operand's.
+        Ok(self.tape.push_view(Op::Slice { a: self.index, start }, Shape::new(rows, cols)))
     }
 
     /// The same elements (row-major order) with shape `rows×cols`.
@@ -316,7 +336,9 @@ impl<'t, T: Scalar> Var<'t, T> {
         let out_shape = op.output_shape(&shapes)?;
         let value = {
             let nodes = self.tape.nodes.borrow();
-            let values: Vec<&Matrix<T>> = inputs.iter().map(|&i| &nodes[i].value).collect();
+            let owned: Vec<Cow<'_, Matrix<T>>> =
+                inputs.iter().map(|&i| tape::value(&nodes, i)).collect();
+            let values: Vec<&Matrix<T>> = owned.iter().map(|c| c.as_ref()).collect();
             op.forward(&values)?
         };
         if value.shape() != out_shape {

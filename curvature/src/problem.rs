@@ -84,7 +84,7 @@ pub(crate) struct LayerNodes {
 /// The forward pass of a [`Problem`] at one θ, recorded once and reused by every product.
 pub struct ForwardPass<'a, M: Model> {
     problem: Problem<'a, M>,
-    theta: Vec<f64>,
+    /// Holds θ (as its input node, the only copy), x, and every layer's values.
     tape: Tape<f64>,
     theta_node: usize,
     z_node: usize,
@@ -95,8 +95,6 @@ pub struct ForwardPass<'a, M: Model> {
     /// The reverse sweep seeded with `∇_z h`, every adjoint retained (for the Section 8.1.2
     /// products); computed on first use.
     adjoints: OnceCell<Gradients<f64>>,
-    /// `∇h`, computed on first use by a sweep that frees adjoints as it goes.
-    gradient: OnceCell<Vec<f64>>,
 }
 
 impl<'a, M: Model> ForwardPass<'a, M> {
@@ -132,7 +130,6 @@ impl<'a, M: Model> ForwardPass<'a, M> {
         let (theta_node, z_node) = (th.index(), z.index());
         Ok(ForwardPass {
             problem,
-            theta: theta.to_vec(),
             tape,
             theta_node,
             z_node,
@@ -140,7 +137,6 @@ impl<'a, M: Model> ForwardPass<'a, M> {
             z: z_value,
             g_z,
             adjoints: OnceCell::new(),
-            gradient: OnceCell::new(),
         })
     }
 
@@ -160,14 +156,15 @@ impl<'a, M: Model> ForwardPass<'a, M> {
         &self.problem
     }
 
-    /// θ.
-    pub fn theta(&self) -> &[f64] {
-        &self.theta
+    /// θ (borrowed from the tape, which holds the only copy; drop the borrow before calling a
+    /// product).
+    pub fn theta(&self) -> std::cell::Ref<'_, [f64]> {
+        self.tape.value_ref(self.node(self.theta_node)).expect("internal error: θ node")
     }
 
     /// The number of parameters `n`.
     pub fn dim(&self) -> usize {
-        self.theta.len()
+        self.problem.dim()
     }
 
     /// The network output `z = f(x, θ)` (`N × m_ℓ`).
@@ -195,16 +192,14 @@ impl<'a, M: Model> ForwardPass<'a, M> {
         Ok(self.adjoints.get_or_init(|| grads))
     }
 
-    /// `∇h(θ) = mean Jᵀ ∇_z L` (eqn 1), from one reverse sweep (cached).
+    /// `∇h(θ) = mean Jᵀ ∇_z L` (eqn 1). Each call runs one reverse sweep over the recorded
+    /// forward pass (which frees adjoints as it goes and adds the weights' adjoints straight
+    /// into θ's), unless the Section 8.1.2 products already computed every adjoint.
     pub fn gradient(&self) -> Result<Vec<f64>> {
-        if let Some(g) = self.gradient.get() {
-            return Ok(g.clone());
+        match self.adjoints.get() {
+            Some(adjoints) => Ok(adjoints.wrt_or_zeros(self.node(self.theta_node)).into_vec()),
+            None => self.backward_from(&[(self.z_node, self.g_z.clone())]),
         }
-        let g = match self.adjoints.get() {
-            Some(adjoints) => adjoints.wrt_or_zeros(self.node(self.theta_node)).into_vec(),
-            None => self.backward_from(&[(self.z_node, self.g_z.clone())])?,
-        };
-        Ok(self.gradient.get_or_init(|| g).clone())
     }
 
     /// `J v` (`N × m_ℓ`, row n is `J_n v`), by a tangent sweep over the cached tape.
@@ -230,8 +225,9 @@ impl<'a, M: Model> ForwardPass<'a, M> {
     pub(crate) fn backward_from(&self, seeds: &[(usize, Matrix<f64>)]) -> Result<Vec<f64>> {
         let seeds: Vec<(Var<'_, f64>, Matrix<f64>)> =
             seeds.iter().map(|(i, m)| (self.node(*i), m.clone())).collect();
-        let g = self.tape.backward_with_seeds(&seeds, Retain::Inputs)?;
-        Ok(g.wrt_or_zeros(self.node(self.theta_node)).into_vec())
+        let mut g = self.tape.backward_with_seeds(&seeds, Retain::Inputs)?;
+        let theta = self.node(self.theta_node);
+        Ok(g.take(theta).map_or_else(|| vec![0.0; self.dim()], Matrix::into_vec))
     }
 
     /// The GGN product `G v = (1/N) Σ_n J_nᵀ H_L(z_n) J_n v` (eqn 5).
@@ -301,7 +297,7 @@ impl<'a, M: Model> ForwardPass<'a, M> {
     ) -> Result<Vec<f64>> {
         self.check_v(op, v)?;
         let tape = Tape::<Dual<f64>>::new();
-        let th = self.theta.iter().zip(v).map(|(&t, &e)| Dual::new(t, e)).collect();
+        let th = self.theta().iter().zip(v).map(|(&t, &e)| Dual::new(t, e)).collect();
         let th = tape.input(Matrix::column(th));
         let x = tape.constant_f64(self.problem.x);
         let z = self.problem.model.forward(&tape, th, x)?;

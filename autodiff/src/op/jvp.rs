@@ -10,7 +10,7 @@ use super::{zip_map, Op};
 use crate::error::{AutodiffError, Result};
 use crate::matrix::{MatRef, Matrix};
 use crate::scalar::Scalar;
-use crate::tape::Node;
+use crate::tape::{self, Node};
 
 /// Tangent storage: `None` is a zero tangent (the node does not depend on the seeds).
 pub(crate) type TangentStore<T> = Vec<Option<Matrix<T>>>;
@@ -52,18 +52,26 @@ pub(crate) fn tangent<T: Scalar>(
     i: usize,
     tan: &TangentStore<T>,
 ) -> Result<Option<Matrix<T>>> {
-    let val = |j: usize| &nodes[j].value;
-    let out = &nodes[i].value;
+    let val = |j: usize| tape::value(nodes, j);
+    let out = tape::value(nodes, i);
+    let mat = |j: usize, transpose: bool| {
+        let v = tape::view(nodes, j);
+        if transpose {
+            v.t()
+        } else {
+            v
+        }
+    };
     let t = |j: usize| tan[j].as_ref();
     Ok(match &nodes[i].op {
         Op::Input | Op::Constant => None,
         &Op::MatMul { a, b, trans_a, trans_b } => {
             let mut c = None;
             if let Some(ta) = t(a) {
-                product(view(ta, trans_a), view(val(b), trans_b), &mut c);
+                product(view(ta, trans_a), mat(b, trans_b), &mut c);
             }
             if let Some(tb) = t(b) {
-                product(view(val(a), trans_a), view(tb, trans_b), &mut c);
+                product(mat(a, trans_a), view(tb, trans_b), &mut c);
             }
             c
         }
@@ -77,7 +85,7 @@ pub(crate) fn tangent<T: Scalar>(
             }
         }
         &Op::Mul(a, b) => {
-            let (ad, bd) = (val(a).data(), val(b).data());
+            let (ad, bd) = (tape::data(nodes, a), tape::data(nodes, b));
             match (t(a), t(b)) {
                 (None, None) => None,
                 (Some(x), None) => Some(map(x, |k, v| v * bd[k])),
@@ -87,7 +95,7 @@ pub(crate) fn tangent<T: Scalar>(
         }
         &Op::Div(a, b) => {
             // ċ = (ȧ − c ḃ) / b.
-            let (bd, cd) = (val(b).data(), out.data());
+            let (bd, cd) = (tape::data(nodes, b), out.data());
             match (t(a), t(b)) {
                 (None, None) => None,
                 (Some(x), None) => Some(map(x, |k, v| v / bd[k])),
@@ -99,10 +107,10 @@ pub(crate) fn tangent<T: Scalar>(
             // Ṡ = Ȧ Wᵀ + A Ẇᵀ + 1 ḃᵀ.
             let mut c = None;
             if let Some(ta) = t(a) {
-                product(ta.as_ref(), val(w).as_ref().t(), &mut c);
+                product(ta.as_ref(), mat(w, true), &mut c);
             }
             if let Some(tw) = t(w) {
-                product(val(a).as_ref(), tw.as_ref().t(), &mut c);
+                product(mat(a, false), tw.as_ref().t(), &mut c);
             }
             if let Some(tb) = t(b) {
                 let m = c.get_or_insert_with(|| Matrix::zeros(out.rows(), out.cols()));
@@ -141,16 +149,16 @@ pub(crate) fn tangent<T: Scalar>(
             Matrix::from_fn(1, x.cols(), |_, c| (0..x.rows()).fold(T::zero(), |s, r| s + x[(r, c)]))
         }),
         &Op::Unary(a, f) => t(a).map(|x| {
-            let (xd, yd) = (val(a).data(), out.data());
+            let (xd, yd) = (tape::data(nodes, a), out.data());
             map(x, |k, v| v * f.derivative_with_output(xd[k], yd[k]))
         }),
         &Op::Powi(a, n) => t(a).map(|x| {
-            let (xd, nn) = (val(a).data(), T::from_f64(n as f64));
+            let (xd, nn) = (tape::data(nodes, a), T::from_f64(n as f64));
             map(x, |k, v| v * nn * xd[k].powi(n - 1))
         }),
         &Op::LogSumExp(a) => t(a).map(|x| {
             // d lse_i = Σ_j softmax_ij ȧ_ij, softmax_ij = exp(a_ij − lse_i).
-            let (ad, cols) = (val(a).data(), x.cols());
+            let (ad, cols) = (tape::data(nodes, a), x.cols());
             let p: Vec<T> =
                 ad.iter().enumerate().map(|(k, &v)| (v - out.data()[k / cols]).exp()).collect();
             Matrix::column(row_dots(&p, x.data(), cols))
@@ -175,9 +183,12 @@ pub(crate) fn tangent<T: Scalar>(
             if inputs.iter().all(|&j| t(j).is_none()) {
                 None
             } else {
-                let zeros: Vec<Matrix<T>> =
-                    inputs.iter().map(|&j| Matrix::zeros(val(j).rows(), val(j).cols())).collect();
-                let values: Vec<&Matrix<T>> = inputs.iter().map(|&j| val(j)).collect();
+                let zeros: Vec<Matrix<T>> = inputs
+                    .iter()
+                    .map(|&j| Matrix::zeros(nodes[j].shape.rows, nodes[j].shape.cols))
+                    .collect();
+                let owned: Vec<_> = inputs.iter().map(|&j| val(j)).collect();
+                let values: Vec<&Matrix<T>> = owned.iter().map(|c| c.as_ref()).collect();
                 let tangents: Vec<&Matrix<T>> =
                     inputs.iter().zip(&zeros).map(|(&j, z)| t(j).unwrap_or(z)).collect();
                 let result = op.jvp(&values, &tangents)?;

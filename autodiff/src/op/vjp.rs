@@ -6,234 +6,278 @@
 
 use super::{log_softmax, Op};
 use crate::error::Result;
-use crate::matrix::{MatRef, Matrix};
+use crate::matrix::{MatMut, MatRef, Matrix};
 use crate::scalar::Scalar;
-use crate::tape::Node;
+use crate::tape::{self, Node};
 
 /// Adjoint storage: one optional matrix per node, created on first contribution.
 pub(crate) type Adjoints<T> = Vec<Option<Matrix<T>>>;
 
-/// `adj[j] += a · b` (matrix product of views), allocating the slot on first use.
-fn add_product<T: Scalar>(adj: &mut Adjoints<T>, j: usize, a: MatRef<'_, T>, b: MatRef<'_, T>) {
-    match &mut adj[j] {
-        Some(m) => T::gemm(a, b, m.as_mut(), true),
-        slot @ None => {
-            let mut m = Matrix::zeros(a.rows(), b.cols());
-            T::gemm(a, b, m.as_mut(), false);
-            *slot = Some(m);
-        }
-    }
+/// Where the contributions to adjoints go. With `redirect` (a sweep that keeps only the
+/// inputs' adjoints), a view's adjoint is never formed: its contributions are added straight
+/// into the range of the adjoint of the node it views (θ's, for the weights of a layer).
+pub(crate) struct Sink<'s, T: Scalar> {
+    pub(crate) nodes: &'s [Node<T>],
+    pub(crate) adj: &'s mut Adjoints<T>,
+    pub(crate) redirect: bool,
 }
 
-/// `adj[j][k] += f(k)` over the row-major elements of a `rows×cols` adjoint.
-fn add_elementwise<T: Scalar>(
-    adj: &mut Adjoints<T>,
-    j: usize,
-    rows: usize,
-    cols: usize,
-    f: impl Fn(usize) -> T,
-) {
-    match &mut adj[j] {
-        Some(m) => {
-            for (k, x) in m.data_mut().iter_mut().enumerate() {
-                *x = *x + f(k);
+impl<T: Scalar> Sink<'_, T> {
+    /// `(slot, offset)` receiving node `j`'s adjoint when it is redirected.
+    fn target(&self, j: usize) -> Option<(usize, usize)> {
+        if !self.redirect || !self.nodes[j].is_view() {
+            return None;
+        }
+        let (mut root, mut offset) = (j, 0);
+        while let (true, &Op::Slice { a, start }) =
+            (self.nodes[root].is_view(), &self.nodes[root].op)
+        {
+            root = a;
+            offset += start;
+        }
+        Some((root, offset))
+    }
+
+    /// Elements `offset..offset + len` of slot `root`'s adjoint, zero-filled on first use.
+    fn region(&mut self, root: usize, offset: usize, len: usize) -> &mut [T] {
+        let s = self.nodes[root].shape;
+        let m = self.adj[root].get_or_insert_with(|| Matrix::zeros(s.rows, s.cols));
+        &mut m.data_mut()[offset..offset + len]
+    }
+
+    /// `adj[j] += a · b` (matrix product of views), allocating the slot on first use.
+    fn product(&mut self, j: usize, a: MatRef<'_, T>, b: MatRef<'_, T>) {
+        let (rows, cols) = (a.rows(), b.cols());
+        if let Some((root, offset)) = self.target(j) {
+            let region = self.region(root, offset, rows * cols);
+            let c = MatMut::from_slice(region, rows, cols).expect("internal error: view adjoint");
+            T::gemm(a, b, c, true);
+            return;
+        }
+        match &mut self.adj[j] {
+            Some(m) => T::gemm(a, b, m.as_mut(), true),
+            slot @ None => {
+                let mut m = Matrix::zeros(rows, cols);
+                T::gemm(a, b, m.as_mut(), false);
+                *slot = Some(m);
             }
         }
-        slot @ None => {
-            let data = (0..rows * cols).map(f).collect();
-            *slot =
-                Some(Matrix::from_vec(rows, cols, data).expect("internal error: adjoint shape"));
+    }
+
+    /// `adj[j][k] += f(k)` over the row-major elements of a `rows×cols` adjoint.
+    fn elementwise(&mut self, j: usize, rows: usize, cols: usize, f: impl Fn(usize) -> T) {
+        if let Some((root, offset)) = self.target(j) {
+            for (k, x) in self.region(root, offset, rows * cols).iter_mut().enumerate() {
+                *x = *x + f(k);
+            }
+            return;
+        }
+        match &mut self.adj[j] {
+            Some(m) => {
+                for (k, x) in m.data_mut().iter_mut().enumerate() {
+                    *x = *x + f(k);
+                }
+            }
+            slot @ None => {
+                let data = (0..rows * cols).map(f).collect();
+                *slot = Some(
+                    Matrix::from_vec(rows, cols, data).expect("internal error: adjoint shape"),
+                );
+            }
         }
     }
 }
 
 /// Adds the contributions of node `i` (with adjoint `g`) to its operands' adjoints.
-pub(crate) fn propagate<T: Scalar>(
-    nodes: &[Node<T>],
-    i: usize,
-    g: &Matrix<T>,
-    adj: &mut Adjoints<T>,
-) -> Result<()> {
+pub(crate) fn propagate<T: Scalar>(sink: &mut Sink<'_, T>, i: usize, g: &Matrix<T>) -> Result<()> {
+    let nodes = sink.nodes;
     let needs = |j: usize| nodes[j].requires_grad;
-    let val = |j: usize| &nodes[j].value;
+    let val = |j: usize| tape::value(nodes, j);
+    let mat = |j: usize, transpose: bool| {
+        let v = tape::view(nodes, j);
+        if transpose {
+            v.t()
+        } else {
+            v
+        }
+    };
     let (gr, gc) = (g.rows(), g.cols());
     let gd = g.data();
     match &nodes[i].op {
         Op::Input | Op::Constant => {}
         &Op::MatMul { a, b, trans_a, trans_b } => {
             // C = op(A) op(B): d op(A) = G op(B)ᵀ, d op(B) = op(A)ᵀ G.
-            let av = if trans_a { val(a).as_ref().t() } else { val(a).as_ref() };
-            let bv = if trans_b { val(b).as_ref().t() } else { val(b).as_ref() };
+            let (av, bv) = (mat(a, trans_a), mat(b, trans_b));
             if needs(a) {
                 if trans_a {
-                    add_product(adj, a, bv, g.as_ref().t()); // dA = (G op(B)ᵀ)ᵀ = op(B) Gᵀ
+                    sink.product(a, bv, g.as_ref().t()); // dA = (G op(B)ᵀ)ᵀ = op(B) Gᵀ
                 } else {
-                    add_product(adj, a, g.as_ref(), bv.t());
+                    sink.product(a, g.as_ref(), bv.t());
                 }
             }
             if needs(b) {
                 if trans_b {
-                    add_product(adj, b, g.as_ref().t(), av); // dB = (op(A)ᵀ G)ᵀ = Gᵀ op(A)
+                    sink.product(b, g.as_ref().t(), av); // dB = (op(A)ᵀ G)ᵀ = Gᵀ op(A)
                 } else {
-                    add_product(adj, b, av.t(), g.as_ref());
+                    sink.product(b, av.t(), g.as_ref());
                 }
             }
         }
         &Op::Add(a, b) => {
             if needs(a) {
-                add_elementwise(adj, a, gr, gc, |k| gd[k]);
+                sink.elementwise(a, gr, gc, |k| gd[k]);
             }
             if needs(b) {
-                add_elementwise(adj, b, gr, gc, |k| gd[k]);
+                sink.elementwise(b, gr, gc, |k| gd[k]);
             }
         }
         &Op::Sub(a, b) => {
             if needs(a) {
-                add_elementwise(adj, a, gr, gc, |k| gd[k]);
+                sink.elementwise(a, gr, gc, |k| gd[k]);
             }
             if needs(b) {
-                add_elementwise(adj, b, gr, gc, |k| -gd[k]);
+                sink.elementwise(b, gr, gc, |k| -gd[k]);
             }
         }
         &Op::Mul(a, b) => {
-            let (ad, bd) = (val(a).data(), val(b).data());
+            let (ad, bd) = (tape::data(nodes, a), tape::data(nodes, b));
             if needs(a) {
-                add_elementwise(adj, a, gr, gc, |k| gd[k] * bd[k]);
+                sink.elementwise(a, gr, gc, |k| gd[k] * bd[k]);
             }
             if needs(b) {
-                add_elementwise(adj, b, gr, gc, |k| gd[k] * ad[k]);
+                sink.elementwise(b, gr, gc, |k| gd[k] * ad[k]);
             }
         }
         &Op::Div(a, b) => {
             // c = a / b: dc/da = 1/b, dc/db = -c/b.
-            let (bd, cd) = (val(b).data(), nodes[i].value.data());
+            let (bd, cd) = (tape::data(nodes, b), tape::data(nodes, i));
             if needs(a) {
-                add_elementwise(adj, a, gr, gc, |k| gd[k] / bd[k]);
+                sink.elementwise(a, gr, gc, |k| gd[k] / bd[k]);
             }
             if needs(b) {
-                add_elementwise(adj, b, gr, gc, |k| -gd[k] * cd[k] / bd[k]);
+                sink.elementwise(b, gr, gc, |k| -gd[k] * cd[k] / bd[k]);
             }
         }
         &Op::Affine { a, w, b } => {
             // S = A Wᵀ + 1 bᵀ: dA = G W, dW = Gᵀ A, db = column sums of G.
             if needs(a) {
-                add_product(adj, a, g.as_ref(), val(w).as_ref());
+                sink.product(a, g.as_ref(), mat(w, false));
             }
             if needs(w) {
-                add_product(adj, w, g.as_ref().t(), val(a).as_ref());
+                sink.product(w, g.as_ref().t(), mat(a, false));
             }
             if needs(b) {
                 let col_sums: Vec<T> = (0..gc)
                     .map(|j| (0..gr).fold(T::zero(), |s, row| s + gd[row * gc + j]))
                     .collect();
-                add_elementwise(adj, b, 1, gc, |k| col_sums[k]);
+                sink.elementwise(b, 1, gc, |k| col_sums[k]);
             }
         }
         &Op::AddRow(a, r) => {
             if needs(a) {
-                add_elementwise(adj, a, gr, gc, |k| gd[k]);
+                sink.elementwise(a, gr, gc, |k| gd[k]);
             }
             if needs(r) {
                 let col_sums: Vec<T> = (0..gc)
                     .map(|j| (0..gr).fold(T::zero(), |s, row| s + gd[row * gc + j]))
                     .collect();
-                add_elementwise(adj, r, 1, gc, |k| col_sums[k]);
+                sink.elementwise(r, 1, gc, |k| col_sums[k]);
             }
         }
         &Op::Scale(a, c) => {
             if needs(a) {
-                add_elementwise(adj, a, gr, gc, |k| gd[k] * c);
+                sink.elementwise(a, gr, gc, |k| gd[k] * c);
             }
         }
         &Op::AddScalar(a, _) => {
             if needs(a) {
-                add_elementwise(adj, a, gr, gc, |k| gd[k]);
+                sink.elementwise(a, gr, gc, |k| gd[k]);
             }
         }
         &Op::Transpose(a) => {
             if needs(a) {
                 // A is gc×gr; element (p, q) of A gets G(q, p).
-                add_elementwise(adj, a, gc, gr, |k| gd[(k % gr) * gc + k / gr]);
+                sink.elementwise(a, gc, gr, |k| gd[(k % gr) * gc + k / gr]);
             }
         }
         &Op::Sum(a) => {
             if needs(a) {
-                let s = val(a).shape();
-                add_elementwise(adj, a, s.rows, s.cols, |_| gd[0]);
+                let s = nodes[a].shape;
+                sink.elementwise(a, s.rows, s.cols, |_| gd[0]);
             }
         }
         &Op::SumRows(a) => {
             if needs(a) {
-                let s = val(a).shape();
-                add_elementwise(adj, a, s.rows, s.cols, |k| gd[k / s.cols]);
+                let s = nodes[a].shape;
+                sink.elementwise(a, s.rows, s.cols, |k| gd[k / s.cols]);
             }
         }
         &Op::SumCols(a) => {
             if needs(a) {
-                let s = val(a).shape();
-                add_elementwise(adj, a, s.rows, s.cols, |k| gd[k % s.cols]);
+                let s = nodes[a].shape;
+                sink.elementwise(a, s.rows, s.cols, |k| gd[k % s.cols]);
             }
         }
         &Op::Unary(a, f) => {
             if needs(a) {
-                let (xd, yd) = (val(a).data(), nodes[i].value.data());
-                add_elementwise(adj, a, gr, gc, |k| gd[k] * f.derivative_with_output(xd[k], yd[k]));
+                let (xd, yd) = (tape::data(nodes, a), tape::data(nodes, i));
+                sink.elementwise(a, gr, gc, |k| gd[k] * f.derivative_with_output(xd[k], yd[k]));
             }
         }
         &Op::Powi(a, n) => {
             if needs(a) {
-                let xd = val(a).data();
+                let xd = tape::data(nodes, a);
                 let nn = T::from_f64(n as f64);
-                add_elementwise(adj, a, gr, gc, |k| gd[k] * nn * xd[k].powi(n - 1));
+                sink.elementwise(a, gr, gc, |k| gd[k] * nn * xd[k].powi(n - 1));
             }
         }
         &Op::LogSumExp(a) => {
             if needs(a) {
                 // ∂ lse_i / ∂ x_ij = exp(x_ij - lse_i) = softmax_ij.
-                let (x, y) = (val(a), nodes[i].value.data());
+                let (x, y) = (val(a), tape::data(nodes, i));
                 let c = x.cols();
                 let xd = x.data();
-                add_elementwise(adj, a, x.rows(), c, |k| gd[k / c] * (xd[k] - y[k / c]).exp());
+                sink.elementwise(a, x.rows(), c, |k| gd[k / c] * (xd[k] - y[k / c]).exp());
             }
         }
         &Op::Softmax(a) => {
             if needs(a) {
                 // dx = y ⊙ (g - Σ_j g_j y_j) per row.
-                let y = nodes[i].value.data();
+                let y = tape::data(nodes, i);
                 let dots = row_dots(gd, y, gr, gc);
-                add_elementwise(adj, a, gr, gc, |k| y[k] * (gd[k] - dots[k / gc]));
+                sink.elementwise(a, gr, gc, |k| y[k] * (gd[k] - dots[k / gc]));
             }
         }
         &Op::LogSoftmax(a) => {
             if needs(a) {
                 // dx = g - softmax ⊙ Σ_j g_j per row, softmax = exp(y).
-                let y = nodes[i].value.data();
+                let y = tape::data(nodes, i);
                 let sums: Vec<T> = (0..gr)
                     .map(|r| gd[r * gc..(r + 1) * gc].iter().fold(T::zero(), |s, &x| s + x))
                     .collect();
-                add_elementwise(adj, a, gr, gc, |k| gd[k] - y[k].exp() * sums[k / gc]);
+                sink.elementwise(a, gr, gc, |k| gd[k] - y[k].exp() * sums[k / gc]);
             }
         }
         &Op::Slice { a, start } => {
             if needs(a) {
                 // Touch only the sliced range: θ is sliced once per weight and bias, so a sweep over
                 // all of θ per slice would cost O(layers · n).
-                let s = val(a).shape();
-                let slot = adj[a].get_or_insert_with(|| Matrix::zeros(s.rows, s.cols));
-                for (x, &g) in slot.data_mut()[start..start + gd.len()].iter_mut().zip(gd) {
+                let (root, offset) = sink.target(a).unwrap_or((a, 0));
+                for (x, &g) in sink.region(root, offset + start, gd.len()).iter_mut().zip(gd) {
                     *x = *x + g;
                 }
             }
         }
         &Op::Reshape(a) => {
             if needs(a) {
-                let s = val(a).shape();
-                add_elementwise(adj, a, s.rows, s.cols, |k| gd[k]);
+                let s = nodes[a].shape;
+                sink.elementwise(a, s.rows, s.cols, |k| gd[k]);
             }
         }
         Op::Custom { op, inputs } => {
-            let values: Vec<&Matrix<T>> = inputs.iter().map(|&j| val(j)).collect();
-            let cotangents = op.vjp(&values, &nodes[i].value, g)?;
+            let owned: Vec<_> = inputs.iter().map(|&j| val(j)).collect();
+            let values: Vec<&Matrix<T>> = owned.iter().map(|c| c.as_ref()).collect();
+            let cotangents = op.vjp(&values, &val(i), g)?;
             if cotangents.len() != inputs.len() {
                 return Err(crate::AutodiffError::invalid(
                     op.name(),
@@ -245,16 +289,16 @@ pub(crate) fn propagate<T: Scalar>(
                 ));
             }
             for (&j, ct) in inputs.iter().zip(&cotangents) {
-                if ct.shape() != val(j).shape() {
+                if ct.shape() != nodes[j].shape {
                     return Err(crate::AutodiffError::shape(
                         format!("{} (vjp cotangent vs input)", op.name()),
                         ct.shape(),
-                        val(j).shape(),
+                        nodes[j].shape,
                     ));
                 }
                 if needs(j) {
                     let cd = ct.data();
-                    add_elementwise(adj, j, ct.rows(), ct.cols(), |k| cd[k]);
+                    sink.elementwise(j, ct.rows(), ct.cols(), |k| cd[k]);
                 }
             }
         }
