@@ -314,5 +314,15 @@ fn products_match_finite_differences_on_random_networks() {
         ] {
             assert!(report.passed(), "{}: {report}", case.label);
         }
+        // H v from θ alone (no f64 pass) is the same product as from a recorded pass.
+        let fresh = problem.hessian_vector_product(&case.theta, &v).unwrap();
+        let cached = problem.at(&case.theta).unwrap().hessian_vector_product(&v).unwrap();
+        let report =
+            autodiff::check::compare("H v fresh vs cached", &fresh, &cached, 1e-13).unwrap();
+        assert!(report.passed(), "{}: {report}", case.label);
     }
+    let case = random_case(0, &[Activation::Tanh], "squared_error");
+    let problem = Problem::new(&case.mlp, case.loss.as_ref(), &case.x, &case.y).unwrap();
+    let err = problem.hessian_vector_product(&case.theta, &[1.0]).unwrap_err();
+    assert!(err.to_string().contains("hessian_vector_product (v)"), "{err}");
 }

@@ -6,6 +6,7 @@ use crate::op::vjp::{propagate, Adjoints, Sink};
 use crate::op::Op;
 use crate::scalar::Scalar;
 use crate::tape::{Tape, Var};
+use std::borrow::{Borrow, Cow};
 
 /// Which adjoints a sweep keeps in its [`Gradients`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -52,6 +53,12 @@ impl<T: Scalar> Gradients<T> {
     }
 }
 
+fn add_into<T: Scalar>(a: &mut Matrix<T>, b: &Matrix<T>) {
+    for (x, &y) in a.data_mut().iter_mut().zip(b.data()) {
+        *x = *x + y;
+    }
+}
+
 impl<T: Scalar> Tape<T> {
     /// One reverse sweep with the cotangent `seed` on `output` (`Jᵀ u` for `u = seed`).
     pub fn backward(&self, output: Var<'_, T>, seed: Matrix<T>) -> Result<Gradients<T>> {
@@ -63,32 +70,43 @@ impl<T: Scalar> Tape<T> {
     ///
     /// Seeds on intermediate nodes are what the `Cᵀ v` and activation-term products of
     /// Section 8.1.2 need. A seed must have its node's shape.
-    pub fn backward_with_seeds(
+    ///
+    /// Seeds may be owned matrices or references (`&Matrix`); they are read in place.
+    pub fn backward_with_seeds<S: Borrow<Matrix<T>>>(
         &self,
-        seeds: &[(Var<'_, T>, Matrix<T>)],
+        seeds: &[(Var<'_, T>, S)],
         retain: Retain,
     ) -> Result<Gradients<T>> {
         let nodes = self.nodes.borrow();
         let mut adjoints: Adjoints<T> = (0..nodes.len()).map(|_| None).collect();
+        // Seeds are read in place (no copy of a batch-sized cotangent); a node's seeds are
+        // summed with the contributions it receives from later nodes when it is reached.
         let mut last = 0;
         for (var, seed) in seeds {
+            let seed = seed.borrow();
             self.check_var("backward", *var)?;
             let shape = nodes[var.index].shape;
             if seed.shape() != shape {
                 return Err(AutodiffError::shape("backward (seed vs node)", seed.shape(), shape));
             }
-            match &mut adjoints[var.index] {
-                Some(a) => {
-                    for (x, &s) in a.data_mut().iter_mut().zip(seed.data()) {
-                        *x = *x + s;
-                    }
-                }
-                slot @ None => *slot = Some(seed.clone()),
-            }
             last = last.max(var.index + 1);
         }
         for i in (0..last).rev() {
-            let Some(g) = adjoints[i].take() else { continue };
+            let mut own = seeds.iter().filter(|(v, _)| v.index == i).map(|(_, s)| s.borrow());
+            let g: Cow<'_, Matrix<T>> = match (adjoints[i].take(), own.next()) {
+                (None, None) => continue,
+                (Some(g), None) => Cow::Owned(g),
+                (None, Some(s)) => Cow::Borrowed(s),
+                (Some(mut g), Some(s)) => {
+                    add_into(&mut g, s);
+                    Cow::Owned(g)
+                }
+            };
+            // A node seeded twice: sum the rest.
+            let g = own.fold(g, |mut g, s| {
+                add_into(g.to_mut(), s);
+                g
+            });
             if self.checks_finite() && !g.data().iter().all(|x| x.is_all_finite()) {
                 return Err(AutodiffError::NonFinite {
                     op: format!("backward through {}", nodes[i].op.name()),
@@ -104,7 +122,7 @@ impl<T: Scalar> Tape<T> {
                 Retain::Inputs => matches!(nodes[i].op, Op::Input),
             };
             if keep {
-                adjoints[i] = Some(g);
+                adjoints[i] = Some(g.into_owned());
             }
         }
         Ok(Gradients { tape_id: self.id, adjoints })

@@ -80,6 +80,7 @@ impl<M: Model> ForwardPass<'_, M> {
             f64::gemm(g_s.as_ref(), w.as_ref(), seed.as_mut(), false);
             seeds.push((l.input, seed));
         }
+        let seeds: Vec<(usize, &Matrix<f64>)> = seeds.iter().map(|(i, m)| (*i, m)).collect();
         self.backward_from(&seeds)
     }
 
@@ -123,6 +124,7 @@ impl<M: Model> ForwardPass<'_, M> {
             }
             seeds.push((l.s, seed));
         }
+        let seeds: Vec<(usize, &Matrix<f64>)> = seeds.iter().map(|(i, m)| (*i, m)).collect();
         self.backward_from(&seeds)
     }
 }
