@@ -1,0 +1,105 @@
+//! Data parallelism is exact: on random networks, losses, batch sizes and numbers of threads,
+//! every product of a `ShardedProblem` equals the same product on the whole batch to round-off
+//! (relative 1e-13; the blocks only change the order of the sums over examples).
+
+use autodiff::random::{random_matrix, random_vector};
+use autodiff::Matrix;
+use curvature::{loss, Activation, Mlp, Problem, ShardedProblem};
+use quickcheck::{QuickCheck, TestResult};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
+fn close(what: &str, got: &[f64], want: &[f64]) -> Result<(), String> {
+    let scale = want.iter().fold(1e-300_f64, |m, x| m.max(x.abs()));
+    let err = got.iter().zip(want).fold(0.0_f64, |m, (a, b)| m.max((a - b).abs()));
+    if got.len() != want.len() || err > 1e-13 * scale {
+        return Err(format!(
+            "{what}: error {err:e} (scale {scale:e}, lengths {} {})",
+            got.len(),
+            want.len()
+        ));
+    }
+    Ok(())
+}
+
+fn check(seed: u64, threads: usize) -> Result<(), String> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let name = ["squared_error", "softmax_cross_entropy", "bernoulli_logits"][seed as usize % 3];
+    let loss = loss::by_name(name).unwrap();
+    let sizes = [rng.random_range(1..=4), rng.random_range(1..=5), rng.random_range(2..=3)];
+    let mlp = Mlp::new(&sizes, &[Activation::Tanh, Activation::Identity]).unwrap();
+    let batch = rng.random_range(1..=9);
+    let x = random_matrix(batch, sizes[0], &mut rng);
+    let z = random_matrix(batch, sizes[2], &mut rng);
+    let z = if name == "softmax_cross_entropy" { z } else { z.map(|v| v * 0.5) };
+    let y = loss::sample_targets(loss.as_ref(), &z, &mut rng).unwrap();
+    let theta = random_vector(mlp.num_params(), &mut rng);
+    let v = random_vector(mlp.num_params(), &mut rng);
+    let u = random_matrix(batch, sizes[2], &mut rng);
+    let problem = Problem::new(&mlp, loss.as_ref(), &x, &y).unwrap();
+    let sharded = ShardedProblem::new(&problem, threads).unwrap();
+    if sharded.threads() != threads.min(batch) {
+        return Err(format!("{} blocks for {threads} threads and {batch} rows", sharded.threads()));
+    }
+    let whole = problem.at(&theta).unwrap();
+    let mut parts = sharded.at(&theta).unwrap();
+    let e = |r: curvature::CurvatureError| r.to_string();
+    close("loss", &[parts.loss().map_err(e)?], &[whole.loss().map_err(e)?])?;
+    close("gradient", &parts.gradient().map_err(e)?, &whole.gradient().map_err(e)?)?;
+    close(
+        "J v",
+        parts.jacobian_vector_product(&v).map_err(e)?.data(),
+        whole.jacobian_vector_product(&v).map_err(e)?.data(),
+    )?;
+    close(
+        "Jᵀ u",
+        &parts.transpose_jacobian_vector_product(&u).map_err(e)?,
+        &whole.transpose_jacobian_vector_product(&u).map_err(e)?,
+    )?;
+    close(
+        "G v",
+        &parts.ggn_vector_product(&v).map_err(e)?,
+        &whole.ggn_vector_product(&v).map_err(e)?,
+    )?;
+    close(
+        "F v",
+        &parts.fisher_vector_product(&v).map_err(e)?,
+        &whole.fisher_vector_product(&v).map_err(e)?,
+    )?;
+    close(
+        "F̄ v",
+        &parts.empirical_fisher_vector_product(&v).map_err(e)?,
+        &whole.empirical_fisher_vector_product(&v).map_err(e)?,
+    )?;
+    let hv = whole.hessian_vector_product(&v).map_err(e)?;
+    close("H v (passes)", &parts.hessian_vector_product(&v).map_err(e)?, &hv)?;
+    close("H v (fresh)", &sharded.hessian_vector_product(&theta, &v).map_err(e)?, &hv)?;
+    Ok(())
+}
+
+#[test]
+fn sharded_products_equal_whole_batch_products() {
+    fn prop(seed: u64, threads: u8) -> TestResult {
+        match check(seed, 1 + threads as usize % 4) {
+            Ok(()) => TestResult::passed(),
+            Err(msg) => TestResult::error(format!("seed {seed}, threads {threads}: {msg}")),
+        }
+    }
+    QuickCheck::new().tests(60).quickcheck(prop as fn(u64, u8) -> TestResult);
+}
+
+#[test]
+fn bad_shapes_and_thread_counts_are_errors() {
+    let mlp = Mlp::new(&[2, 3, 2], &[Activation::Tanh, Activation::Identity]).unwrap();
+    let x = Matrix::from_fn(4, 2, |i, j| (i * 2 + j) as f64 * 0.1);
+    let y = Matrix::from_fn(4, 2, |i, j| (i + j) as f64);
+    let sq = loss::SquaredError;
+    let problem = Problem::new(&mlp, &sq, &x, &y).unwrap();
+    let err = ShardedProblem::new(&problem, 0).err().expect("zero threads");
+    assert!(err.to_string().contains("threads must be at least 1"), "{err}");
+    let sharded = ShardedProblem::new(&problem, 2).unwrap();
+    let theta = vec![0.1; mlp.num_params()];
+    let err = sharded.at(&theta).unwrap().transpose_jacobian_vector_product(&Matrix::zeros(3, 2));
+    let err = err.unwrap_err().to_string();
+    assert!(err.contains("transpose_jacobian_vector_product (u)") && err.contains("4×2"), "{err}");
+    assert!(sharded.at(&[1.0]).is_err());
+}
