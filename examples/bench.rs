@@ -8,13 +8,15 @@
 //! (1000³ `dgemm`/`sgemm` through `matrixmultiply`), and the time as a ratio to the gradient.
 //!
 //! Run: `cargo run --release --example bench -- [--workload w1,w2,w3] [--op gradient,hvp,…]
-//! [--dtype f64,f32] [--threads 1,2] [--runs 10] [--json PATH]`. Several thread counts run as
-//! child processes, since `matrixmultiply` reads `MATMUL_NUM_THREADS` once.
+//! [--dtype f64,f32] [--threads 1,2] [--runs 10] [--json PATH]`. A thread count t > 1 runs
+//! every f64 op through a `ShardedProblem` of t row blocks (data parallelism over the batch),
+//! each block on single-threaded GEMMs, and reports the speedup over one thread in the same
+//! process.
 
 use autodiff::random::{random_matrix, random_vector};
 use autodiff::{Matrix, Retain, Scalar, Tape};
 use curvature::loss::{BernoulliLogits, PredictiveDistribution, SoftmaxCrossEntropy};
-use curvature::{Activation, Mlp, Model, Problem};
+use curvature::{Activation, Mlp, Model, Problem, ShardedProblem};
 use rand::{rngs::StdRng, SeedableRng};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -237,6 +239,78 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
+/// Everything one op's timing needs.
+struct Inputs<'a> {
+    w: &'a Workload,
+    problem: Problem<'a, Mlp>,
+    sharded: Option<ShardedProblem<'a, Mlp>>,
+    theta: &'a [f64],
+    v: &'a [f64],
+    u: &'a Matrix<f64>,
+    x: &'a Matrix<f64>,
+    y: &'a Matrix<f64>,
+}
+
+/// `(median, min)` of one op, or `None` where the combination is not benchmarked.
+fn measure(inp: &Inputs<'_>, op: &str, dtype: &str, runs: usize) -> Option<(f64, f64)> {
+    let (problem, theta, v, u) = (&inp.problem, inp.theta, inp.v, inp.u);
+    if let Some(sh) = &inp.sharded {
+        return match (dtype, op) {
+            ("f64", "loss") => Some(time(runs, || sh.at(theta).unwrap().loss().unwrap())),
+            ("f64", "gradient") => Some(time(runs, || sh.at(theta).unwrap().gradient().unwrap())),
+            ("f64", "jvp") => {
+                Some(time(runs, || sh.at(theta).unwrap().jacobian_vector_product(v).unwrap()))
+            }
+            ("f64", "vjp") => Some(time(runs, || {
+                sh.at(theta).unwrap().transpose_jacobian_vector_product(u).unwrap()
+            })),
+            ("f64", "hvp") => Some(time(runs, || sh.hessian_vector_product(theta, v).unwrap())),
+            ("f64", "ggn") => {
+                Some(time(runs, || sh.at(theta).unwrap().ggn_vector_product(v).unwrap()))
+            }
+            ("f64", "fisher") => {
+                Some(time(runs, || sh.at(theta).unwrap().fisher_vector_product(v).unwrap()))
+            }
+            ("f64", "empirical_fisher") => Some(time(runs, || {
+                sh.at(theta).unwrap().empirical_fisher_vector_product(v).unwrap()
+            })),
+            ("f64", "ggn_repeated") => {
+                let mut pass = sh.at(theta).unwrap();
+                Some(time(runs, || pass.ggn_vector_product(v).unwrap()))
+            }
+            _ => None,
+        };
+    }
+    match (dtype, op) {
+        ("f64", "loss") => Some(time(runs, || problem.at(theta).unwrap().loss().unwrap())),
+        ("f64", "gradient") => Some(time(runs, || problem.at(theta).unwrap().gradient().unwrap())),
+        ("f64", "jvp") => {
+            Some(time(runs, || problem.at(theta).unwrap().jacobian_vector_product(v).unwrap()))
+        }
+        ("f64", "vjp") => Some(time(runs, || {
+            problem.at(theta).unwrap().transpose_jacobian_vector_product(u).unwrap()
+        })),
+        ("f64", "hvp") => Some(time(runs, || problem.hessian_vector_product(theta, v).unwrap())),
+        ("f64", "ggn") => {
+            Some(time(runs, || problem.at(theta).unwrap().ggn_vector_product(v).unwrap()))
+        }
+        ("f64", "fisher") => {
+            Some(time(runs, || problem.at(theta).unwrap().fisher_vector_product(v).unwrap()))
+        }
+        ("f64", "empirical_fisher") => Some(time(runs, || {
+            problem.at(theta).unwrap().empirical_fisher_vector_product(v).unwrap()
+        })),
+        ("f64", "ggn_repeated") => {
+            let pass = problem.at(theta).unwrap();
+            Some(time(runs, || pass.ggn_vector_product(v).unwrap()))
+        }
+        ("f32", "gradient") => {
+            Some(time(runs, || tape_gradient::<f32>(inp.w, theta, inp.x, inp.y)))
+        }
+        _ => None,
+    }
+}
+
 fn main() {
     let args = match parse_args() {
         Ok(a) => a,
@@ -245,33 +319,17 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if args.threads.len() > 1 {
-        // One child process per thread count.
-        let mut rows = Vec::new();
-        for t in &args.threads {
-            let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
-            let mut pass: Vec<String> = std::env::args().skip(1).collect();
-            if let Some(i) = pass.iter().position(|a| a == "--threads") {
-                pass[i + 1] = t.to_string();
-            }
-            if let Some(i) = pass.iter().position(|a| a == "--json") {
-                pass[i + 1] = format!("{}.threads{t}", pass[i + 1]);
-            }
-            let status = cmd.args(&pass).env("MATMUL_NUM_THREADS", t.to_string()).status().unwrap();
-            rows.push(status.success());
-        }
-        std::process::exit(if rows.iter().all(|&ok| ok) { 0 } else { 1 });
-    }
-    let threads = args.threads[0];
+    // Threads are batch shards (ShardedProblem), each running single-threaded GEMMs; set before
+    // the first GEMM, since matrixmultiply reads the variable once.
     if std::env::var("MATMUL_NUM_THREADS").is_err() {
-        // SAFETY-free in edition 2021; set before the first GEMM so matrixmultiply reads it.
-        std::env::set_var("MATMUL_NUM_THREADS", threads.to_string());
+        std::env::set_var("MATMUL_NUM_THREADS", "1");
     }
     let rate64 = gemm_rate(gemm_times::<f64>(5));
     let rate32 = gemm_rate(gemm_times::<f32>(5));
     println!(
-        "threads {threads}: GEMM 1000³ dgemm {rate64:.1} GFLOP/s, sgemm {rate32:.1} GFLOP/s \
-         (at start; each row's fraction uses the rate measured around it)"
+        "GEMM 1000³ one thread: dgemm {rate64:.1} GFLOP/s, sgemm {rate32:.1} GFLOP/s at start; \
+         each row's GEMM column is the one-thread rate measured around it, and 'of GEMM' \
+         compares with threads × that rate"
     );
     let mut json = Vec::new();
     for w in workloads().into_iter().filter(|w| args.workloads.iter().any(|n| n == w.name)) {
@@ -300,76 +358,64 @@ fn main() {
             runs
         );
         println!(
-            "{:<18} {:>5} {:>10} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8}",
-            "op", "dtype", "median", "min", "GFLOP", "GFLOP/s", "GEMM", "of GEMM", "÷ grad"
+            "{:<18} {:>5} {:>3} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7} {:>8}",
+            "op",
+            "dtype",
+            "thr",
+            "median",
+            "min",
+            "GFLOP",
+            "GFLOP/s",
+            "GEMM",
+            "of GEMM",
+            "÷ grad",
+            "speedup"
         );
         let mut grad_median = f64::NAN;
-        for dtype in &args.dtypes {
-            for op in &args.ops {
-                if dtype != "f64" && op != "gradient" {
-                    continue;
+        let mut one_thread = std::collections::HashMap::new();
+        for &threads in &args.threads {
+            let sharded = (threads > 1).then(|| ShardedProblem::new(&problem, threads).unwrap());
+            let inputs =
+                Inputs { w: &w, problem, sharded, theta: &theta, v: &v, u: &u, x: &x, y: &y };
+            for dtype in &args.dtypes {
+                for op in &args.ops {
+                    if dtype != "f64" && (op != "gradient" || threads > 1) {
+                        continue;
+                    }
+                    let (measured, gemm) = if dtype == "f32" {
+                        gemm_rate_around::<f32, _>(|| measure(&inputs, op, dtype, runs))
+                    } else {
+                        gemm_rate_around::<f64, _>(|| measure(&inputs, op, dtype, runs))
+                    };
+                    let Some((median, min)) = measured else { continue };
+                    if op == "gradient" && dtype == "f64" && threads == 1 {
+                        grad_median = median;
+                    }
+                    let key = (dtype.clone(), op.clone());
+                    if threads == 1 {
+                        one_thread.insert(key.clone(), median);
+                    }
+                    let speedup = one_thread.get(&key).map_or(f64::NAN, |t1| t1 / median);
+                    let flops = op_flops(op, f, f1);
+                    let rate = flops / median / 1e9;
+                    let fraction = rate / (gemm * threads as f64);
+                    println!(
+                        "{op:<18} {dtype:>5} {threads:>3} {:>10.3} {:>10.3} {:>8.2} {:>8.1} {:>8.1} {:>7.0}% {:>7.2} {:>8.2}",
+                        median * 1e3,
+                        min * 1e3,
+                        flops / 1e9,
+                        rate,
+                        gemm,
+                        100.0 * fraction,
+                        median / grad_median,
+                        speedup
+                    );
+                    json.push(format!(
+                        "{{\"workload\":\"{}\",\"op\":\"{op}\",\"dtype\":\"{dtype}\",\"threads\":{threads},\"median_s\":{median:e},\"min_s\":{min:e},\"flops\":{flops:e},\"gflops\":{rate:e},\"gemm_gflops\":{gemm:e},\"fraction_of_gemm\":{fraction:e},\"ratio_to_gradient\":{:e},\"speedup\":{speedup:e}}}",
+                        w.name,
+                        median / grad_median
+                    ));
                 }
-                let measure = || match (dtype.as_str(), op.as_str()) {
-                    ("f64", "loss") => {
-                        Some(time(runs, || problem.at(&theta).unwrap().loss().unwrap()))
-                    }
-                    ("f64", "gradient") => {
-                        Some(time(runs, || problem.at(&theta).unwrap().gradient().unwrap()))
-                    }
-                    ("f64", "jvp") => Some(time(runs, || {
-                        problem.at(&theta).unwrap().jacobian_vector_product(&v).unwrap()
-                    })),
-                    ("f64", "vjp") => Some(time(runs, || {
-                        problem.at(&theta).unwrap().transpose_jacobian_vector_product(&u).unwrap()
-                    })),
-                    ("f64", "hvp") => {
-                        Some(time(runs, || problem.hessian_vector_product(&theta, &v).unwrap()))
-                    }
-                    ("f64", "ggn") => Some(time(runs, || {
-                        problem.at(&theta).unwrap().ggn_vector_product(&v).unwrap()
-                    })),
-                    ("f64", "fisher") => Some(time(runs, || {
-                        problem.at(&theta).unwrap().fisher_vector_product(&v).unwrap()
-                    })),
-                    ("f64", "empirical_fisher") => Some(time(runs, || {
-                        problem.at(&theta).unwrap().empirical_fisher_vector_product(&v).unwrap()
-                    })),
-                    ("f64", "ggn_repeated") => {
-                        let pass = problem.at(&theta).unwrap();
-                        Some(time(runs, || pass.ggn_vector_product(&v).unwrap()))
-                    }
-                    ("f32", "gradient") => {
-                        Some(time(runs, || tape_gradient::<f32>(&w, &theta, &x, &y)))
-                    }
-                    _ => None,
-                };
-                let (measured, gemm) = if dtype == "f32" {
-                    gemm_rate_around::<f32, _>(measure)
-                } else {
-                    gemm_rate_around::<f64, _>(measure)
-                };
-                let Some((median, min)) = measured else { continue };
-                if op == "gradient" && dtype == "f64" {
-                    grad_median = median;
-                }
-                let flops = op_flops(op, f, f1);
-                let rate = flops / median / 1e9;
-                println!(
-                    "{op:<18} {dtype:>5} {:>10.3} {:>10.3} {:>9.2} {:>9.1} {:>9.1} {:>7.0}% {:>8.2}",
-                    median * 1e3,
-                    min * 1e3,
-                    flops / 1e9,
-                    rate,
-                    gemm,
-                    100.0 * rate / gemm,
-                    median / grad_median
-                );
-                json.push(format!(
-                    "{{\"workload\":\"{}\",\"op\":\"{op}\",\"dtype\":\"{dtype}\",\"threads\":{threads},\"median_s\":{median:e},\"min_s\":{min:e},\"flops\":{flops:e},\"gflops\":{rate:e},\"gemm_gflops\":{gemm:e},\"fraction_of_gemm\":{:e},\"ratio_to_gradient\":{:e}}}",
-                    w.name,
-                    rate / gemm,
-                    median / grad_median
-                ));
             }
         }
         if w.name == "w1" && args.ops.iter().any(|o| o == "gradient") {
@@ -394,7 +440,7 @@ fn main() {
                 peak / needed
             );
             json.push(format!(
-                "{{\"workload\":\"w1\",\"op\":\"gradient_peak_memory\",\"threads\":{threads},\"peak_bytes\":{peak:e},\"needed_bytes\":{needed:e},\"ratio\":{:e}}}",
+                "{{\"workload\":\"w1\",\"op\":\"gradient_peak_memory\",\"threads\":1,\"peak_bytes\":{peak:e},\"needed_bytes\":{needed:e},\"ratio\":{:e}}}",
                 peak / needed
             ));
         }
