@@ -275,7 +275,7 @@ fn measure(inp: &Inputs<'_>, op: &str, dtype: &str, runs: usize) -> Option<(f64,
                 sh.at(theta).unwrap().empirical_fisher_vector_product(v).unwrap()
             })),
             ("f64", "ggn_repeated") => {
-                let mut pass = sh.at(theta).unwrap();
+                let pass = sh.at(theta).unwrap();
                 Some(time(runs, || pass.ggn_vector_product(v).unwrap()))
             }
             _ => None,

@@ -41,7 +41,7 @@ fn check(seed: u64, threads: usize) -> Result<(), String> {
         return Err(format!("{} blocks for {threads} threads and {batch} rows", sharded.threads()));
     }
     let whole = problem.at(&theta).unwrap();
-    let mut parts = sharded.at(&theta).unwrap();
+    let parts = sharded.at(&theta).unwrap();
     let e = |r: curvature::CurvatureError| r.to_string();
     close("loss", &[parts.loss().map_err(e)?], &[whole.loss().map_err(e)?])?;
     close("gradient", &parts.gradient().map_err(e)?, &whole.gradient().map_err(e)?)?;

@@ -30,6 +30,7 @@ use crate::loss::PredictiveDistribution;
 use crate::model::Model;
 use crate::problem::{ForwardPass, Problem};
 use autodiff::Matrix;
+use std::sync::Mutex;
 use std::thread;
 
 /// A [`Problem`] whose batch is split into row blocks, one thread each.
@@ -127,7 +128,7 @@ impl<'a, M: Model + Sync> ShardedProblem<'a, M> {
 
     /// Records the forward pass of every block at θ, in parallel.
     pub fn at(&self, theta: &[f64]) -> Result<ShardedPass<'_, M>> {
-        let passes = parallel_map(self.problems(), |p| p.at(theta));
+        let passes = parallel_map(self.problems(), |p| p.at(theta).map(Mutex::new));
         Ok(ShardedPass {
             passes: passes.into_iter().collect::<Result<_>>()?,
             weights: self.weights(),
@@ -143,37 +144,46 @@ impl<'a, M: Model + Sync> ShardedProblem<'a, M> {
 
 /// The forward passes of a [`ShardedProblem`]'s blocks at one θ; the products of
 /// [`ForwardPass`] for the whole batch.
+///
+/// Each block's pass sits behind a mutex that only its own worker takes (a pass records on a
+/// `RefCell` tape, so it may move between threads but not be shared), which makes the whole
+/// sharded pass usable through `&self`.
 pub struct ShardedPass<'p, M: Model> {
-    passes: Vec<ForwardPass<'p, M>>,
+    passes: Vec<Mutex<ForwardPass<'p, M>>>,
     weights: Vec<f64>,
 }
 
 impl<M: Model + Sync> ShardedPass<'_, M> {
-    fn each<R: Send>(&mut self, f: impl Fn(&ForwardPass<'_, M>) -> R + Sync) -> Vec<R> {
-        parallel_map(self.passes.iter_mut().collect(), |p| f(p))
+    fn each<R: Send>(&self, f: impl Fn(&ForwardPass<'_, M>) -> R + Sync) -> Vec<R> {
+        parallel_map(self.passes.iter().collect(), |p| {
+            f(&p.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+        })
     }
 
     fn weighted(
-        &mut self,
+        &self,
         f: impl Fn(&ForwardPass<'_, M>) -> Result<Vec<f64>> + Sync,
     ) -> Result<Vec<f64>> {
-        let parts = self.each(f);
-        weighted_sum(parts, &self.weights)
+        weighted_sum(self.each(f), &self.weights)
+    }
+
+    fn output_rows(&self) -> Vec<usize> {
+        self.each(|p| p.output().rows())
     }
 
     /// `h(θ)`.
-    pub fn loss(&mut self) -> Result<f64> {
+    pub fn loss(&self) -> Result<f64> {
         let parts = self.each(|p| p.loss());
         parts.into_iter().zip(&self.weights).map(|(l, w)| Ok(w * l?)).sum()
     }
 
     /// `∇h(θ)` (eqn 1).
-    pub fn gradient(&mut self) -> Result<Vec<f64>> {
+    pub fn gradient(&self) -> Result<Vec<f64>> {
         self.weighted(|p| p.gradient())
     }
 
     /// `J v`, the blocks' rows stacked in order.
-    pub fn jacobian_vector_product(&mut self, v: &[f64]) -> Result<Matrix<f64>> {
+    pub fn jacobian_vector_product(&self, v: &[f64]) -> Result<Matrix<f64>> {
         let parts = self.each(|p| p.jacobian_vector_product(v));
         let mut data = Vec::new();
         let mut cols = 0;
@@ -186,9 +196,10 @@ impl<M: Model + Sync> ShardedPass<'_, M> {
     }
 
     /// `Jᵀ u = Σ_n J_nᵀ u_n` for `u` of the whole output's shape.
-    pub fn transpose_jacobian_vector_product(&mut self, u: &Matrix<f64>) -> Result<Vec<f64>> {
-        let rows: usize = self.passes.iter().map(|p| p.output().rows()).sum();
-        let cols = self.passes[0].output().cols();
+    pub fn transpose_jacobian_vector_product(&self, u: &Matrix<f64>) -> Result<Vec<f64>> {
+        let block_rows = self.output_rows();
+        let rows: usize = block_rows.iter().sum();
+        let cols = self.each(|p| p.output().cols())[0];
         if u.shape() != autodiff::Shape::new(rows, cols) {
             return Err(CurvatureError::Dimension {
                 op: "transpose_jacobian_vector_product (u)".into(),
@@ -197,37 +208,40 @@ impl<M: Model + Sync> ShardedPass<'_, M> {
             });
         }
         let mut start = 0;
-        let blocks: Vec<Matrix<f64>> = self
-            .passes
+        let blocks: Vec<Matrix<f64>> = block_rows
             .iter()
-            .map(|p| {
-                let block = rows_of(u, start, p.output().rows());
-                start += p.output().rows();
+            .map(|&count| {
+                let block = rows_of(u, start, count);
+                start += count;
                 block
             })
             .collect();
-        let items: Vec<_> = self.passes.iter_mut().zip(&blocks).collect();
-        let parts = parallel_map(items, |(p, u)| p.transpose_jacobian_vector_product(u));
+        let items: Vec<_> = self.passes.iter().zip(&blocks).collect();
+        let parts = parallel_map(items, |(p, u)| {
+            p.lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .transpose_jacobian_vector_product(u)
+        });
         weighted_sum(parts, &vec![1.0; blocks.len()])
     }
 
     /// `G v` (eqn 5).
-    pub fn ggn_vector_product(&mut self, v: &[f64]) -> Result<Vec<f64>> {
+    pub fn ggn_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
         self.weighted(|p| p.ggn_vector_product(v))
     }
 
     /// `F v` (eqn 7).
-    pub fn fisher_vector_product(&mut self, v: &[f64]) -> Result<Vec<f64>> {
+    pub fn fisher_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
         self.weighted(|p| p.fisher_vector_product(v))
     }
 
     /// `F̄ v` (Section 11).
-    pub fn empirical_fisher_vector_product(&mut self, v: &[f64]) -> Result<Vec<f64>> {
+    pub fn empirical_fisher_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
         self.weighted(|p| p.empirical_fisher_vector_product(v))
     }
 
     /// `H v` (eqn 6) over the recorded passes.
-    pub fn hessian_vector_product(&mut self, v: &[f64]) -> Result<Vec<f64>> {
+    pub fn hessian_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
         self.weighted(|p| p.hessian_vector_product(v))
     }
 }
