@@ -4,7 +4,7 @@
 //! The rules are plain functions generic over the scalar: run on a tape of dual numbers they
 //! differentiate themselves, which is how the sweep over a `Dual<f64>` tape yields `H v`.
 
-use super::{log_softmax, Op};
+use super::{log_softmax, Op, UnaryFn};
 use crate::error::Result;
 use crate::matrix::{MatMut, MatRef, Matrix};
 use crate::scalar::Scalar;
@@ -167,9 +167,7 @@ pub(crate) fn propagate<T: Scalar>(sink: &mut Sink<'_, T>, i: usize, g: &Matrix<
                 sink.product(w, g.as_ref().t(), mat(a, false));
             }
             if needs(b) {
-                let col_sums: Vec<T> = (0..gc)
-                    .map(|j| (0..gr).fold(T::zero(), |s, row| s + gd[row * gc + j]))
-                    .collect();
+                let col_sums = column_sums(gd, gc);
                 sink.elementwise(b, 1, gc, |k| col_sums[k]);
             }
         }
@@ -178,9 +176,7 @@ pub(crate) fn propagate<T: Scalar>(sink: &mut Sink<'_, T>, i: usize, g: &Matrix<
                 sink.elementwise(a, gr, gc, |k| gd[k]);
             }
             if needs(r) {
-                let col_sums: Vec<T> = (0..gc)
-                    .map(|j| (0..gr).fold(T::zero(), |s, row| s + gd[row * gc + j]))
-                    .collect();
+                let col_sums = column_sums(gd, gc);
                 sink.elementwise(r, 1, gc, |k| col_sums[k]);
             }
         }
@@ -221,7 +217,18 @@ pub(crate) fn propagate<T: Scalar>(sink: &mut Sink<'_, T>, i: usize, g: &Matrix<
         &Op::Unary(a, f) => {
             if needs(a) {
                 let (xd, yd) = (tape::data(nodes, a), tape::data(nodes, i));
-                sink.elementwise(a, gr, gc, |k| gd[k] * f.derivative_with_output(xd[k], yd[k]));
+                // Match once, outside the loop, so the common activations vectorise.
+                match f {
+                    UnaryFn::Tanh => {
+                        sink.elementwise(a, gr, gc, |k| gd[k] * (T::one() - yd[k] * yd[k]))
+                    }
+                    UnaryFn::Sigmoid => {
+                        sink.elementwise(a, gr, gc, |k| gd[k] * yd[k] * (T::one() - yd[k]))
+                    }
+                    UnaryFn::Identity => sink.elementwise(a, gr, gc, |k| gd[k]),
+                    _ => sink
+                        .elementwise(a, gr, gc, |k| gd[k] * f.derivative_with_output(xd[k], yd[k])),
+                }
             }
         }
         &Op::Powi(a, n) => {
@@ -304,6 +311,17 @@ pub(crate) fn propagate<T: Scalar>(sink: &mut Sink<'_, T>, i: usize, g: &Matrix<
         }
     }
     Ok(())
+}
+
+/// Column sums of a row-major matrix with `cols` columns, accumulated row by row (contiguous).
+fn column_sums<T: Scalar>(data: &[T], cols: usize) -> Vec<T> {
+    let mut sums = vec![T::zero(); cols];
+    for row in data.chunks_exact(cols.max(1)) {
+        for (s, &x) in sums.iter_mut().zip(row) {
+            *s = *s + x;
+        }
+    }
+    sums
 }
 
 fn row_dots<T: Scalar>(a: &[T], b: &[T], rows: usize, cols: usize) -> Vec<T> {
