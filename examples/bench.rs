@@ -319,11 +319,8 @@ fn main() {
             std::process::exit(2);
         }
     };
-    // Threads are batch shards (ShardedProblem), each running single-threaded GEMMs; set before
-    // the first GEMM, since matrixmultiply reads the variable once.
-    if std::env::var("MATMUL_NUM_THREADS").is_err() {
-        std::env::set_var("MATMUL_NUM_THREADS", "1");
-    }
+    // Threads are batch shards (ShardedProblem), each running matrixmultiply's single-threaded
+    // GEMM (the workspace does not enable its `threading` feature).
     let rate64 = gemm_rate(gemm_times::<f64>(5));
     let rate32 = gemm_rate(gemm_times::<f32>(5));
     println!(
