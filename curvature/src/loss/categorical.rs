@@ -7,10 +7,21 @@ use rand::{Rng, RngCore};
 
 /// Stable softmax of one row.
 pub(crate) fn softmax(z: &[f64]) -> Vec<f64> {
+    let mut p = vec![0.0; z.len()];
+    softmax_into(z, &mut p);
+    p
+}
+
+/// `out ← softmax(z)`, stable (shifted by the maximum), without allocating: the per-example
+/// products call it once per row.
+fn softmax_into(z: &[f64], out: &mut [f64]) {
     let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let e: Vec<f64> = z.iter().map(|v| (v - max).exp()).collect();
-    let total: f64 = e.iter().sum();
-    e.into_iter().map(|v| v / total).collect()
+    let mut total = 0.0;
+    for (o, v) in out.iter_mut().zip(z) {
+        *o = (v - max).exp();
+        total += *o;
+    }
+    out.iter_mut().for_each(|o| *o /= total);
 }
 
 /// Draws a category from probabilities `p` (normalized here) and writes a one-hot row.
@@ -55,10 +66,10 @@ impl PredictiveDistribution for SoftmaxCrossEntropy {
         y.iter().zip(z).map(|(t, v)| t * (lse - v)).sum()
     }
     fn grad_z(&self, z: &[f64], y: &[f64], out: &mut [f64]) {
-        let p = softmax(z);
+        softmax_into(z, out);
         let total: f64 = y.iter().sum();
         for k in 0..z.len() {
-            out[k] = total * p[k] - y[k];
+            out[k] = total * out[k] - y[k];
         }
     }
     fn apply_h_l(&self, z: &[f64], y: &[f64], u: &[f64], out: &mut [f64]) {
@@ -67,10 +78,10 @@ impl PredictiveDistribution for SoftmaxCrossEntropy {
         out.iter_mut().for_each(|o| *o *= total);
     }
     fn apply_f_r(&self, z: &[f64], u: &[f64], out: &mut [f64]) {
-        let p = softmax(z);
-        let pu: f64 = p.iter().zip(u).map(|(a, b)| a * b).sum();
+        softmax_into(z, out);
+        let pu: f64 = out.iter().zip(u).map(|(a, b)| a * b).sum();
         for k in 0..z.len() {
-            out[k] = p[k] * (u[k] - pu);
+            out[k] *= u[k] - pu;
         }
     }
     fn sample(&self, z: &[f64], rng: &mut dyn RngCore, y: &mut [f64]) {
