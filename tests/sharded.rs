@@ -102,4 +102,7 @@ fn bad_shapes_and_thread_counts_are_errors() {
     let err = err.unwrap_err().to_string();
     assert!(err.contains("transpose_jacobian_vector_product (u)") && err.contains("4×2"), "{err}");
     assert!(sharded.at(&[1.0]).is_err());
+    let kind = curvature::CurvatureKind::MonteCarloFisher { samples: 1, seed: 0 };
+    let err = sharded.at(&theta).unwrap().into_operator(&kind).err().expect("not sharded");
+    assert!(err.to_string().contains("Monte-Carlo Fisher is not sharded"), "{err}");
 }

@@ -28,13 +28,16 @@
 use crate::error::{CurvatureError, Result};
 use crate::loss::PredictiveDistribution;
 use crate::model::Model;
+use crate::operator::{
+    check_apply_lengths, layer_blocks, BlockDiagonal, CurvatureKind, LinearOperator,
+};
 use crate::problem::{ForwardPass, Problem};
 use autodiff::Matrix;
 use std::sync::Mutex;
 use std::thread;
 
 /// A [`Problem`] whose batch is split into row blocks, one thread each.
-pub struct ShardedProblem<'a, M: Model + Sync> {
+pub struct ShardedProblem<'a, M: Model> {
     model: &'a M,
     loss: &'a dyn PredictiveDistribution,
     /// `(x, y)` row blocks, in order.
@@ -86,23 +89,36 @@ impl<'a, M: Model + Sync> ShardedProblem<'a, M> {
     /// Splits `problem`'s batch into `threads` row blocks (fewer if the batch has fewer rows),
     /// copying each block once. Errors if `threads` is zero.
     pub fn new(problem: &Problem<'a, M>, threads: usize) -> Result<Self> {
+        Self::from_parts(problem.model, problem.loss, problem.x, problem.y, threads)
+    }
+
+    /// As [`new`](Self::new), from the parts of a problem: the batch is copied into the
+    /// blocks, so it may be borrowed for less long than the model and the loss (a minibatch).
+    pub fn from_parts(
+        model: &'a M,
+        loss: &'a dyn PredictiveDistribution,
+        x: &Matrix<f64>,
+        y: &Matrix<f64>,
+        threads: usize,
+    ) -> Result<Self> {
+        Problem::new(model, loss, x, y)?;
         if threads == 0 {
             return Err(CurvatureError::invalid(
                 "ShardedProblem::new",
                 "threads must be at least 1",
             ));
         }
-        let rows = problem.x.rows();
+        let rows = x.rows();
         let mut start = 0;
         let blocks = block_sizes(rows, threads.min(rows))
             .into_iter()
             .map(|count| {
-                let block = (rows_of(problem.x, start, count), rows_of(problem.y, start, count));
+                let block = (rows_of(x, start, count), rows_of(y, start, count));
                 start += count;
                 block
             })
             .collect();
-        Ok(ShardedProblem { model: problem.model, loss: problem.loss, blocks, rows })
+        Ok(ShardedProblem { model, loss, blocks, rows })
     }
 
     /// The number of blocks (threads per product).
@@ -132,6 +148,7 @@ impl<'a, M: Model + Sync> ShardedProblem<'a, M> {
         Ok(ShardedPass {
             passes: passes.into_iter().collect::<Result<_>>()?,
             weights: self.weights(),
+            model: self.model,
         })
     }
 
@@ -151,6 +168,7 @@ impl<'a, M: Model + Sync> ShardedProblem<'a, M> {
 pub struct ShardedPass<'p, M: Model> {
     passes: Vec<Mutex<ForwardPass<'p, M>>>,
     weights: Vec<f64>,
+    model: &'p M,
 }
 
 impl<M: Model + Sync> ShardedPass<'_, M> {
@@ -243,6 +261,72 @@ impl<M: Model + Sync> ShardedPass<'_, M> {
     /// `H v` (eqn 6) over the recorded passes.
     pub fn hessian_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
         self.weighted(|p| p.hessian_vector_product(v))
+    }
+}
+
+impl<'p, M: Model + Sync> ShardedPass<'p, M> {
+    /// The number of parameters `n`.
+    pub fn dim(&self) -> usize {
+        self.model.num_params()
+    }
+
+    /// The operator for `kind`, owning the passes: the Hessian, the GGN, the Fisher, the
+    /// empirical Fisher, and their block-diagonal restrictions. The Monte-Carlo Fisher is an
+    /// error here (its targets would be drawn per block, a different estimator from the
+    /// unsharded one); build it from a [`ForwardPass`].
+    pub fn into_operator(self, kind: &CurvatureKind) -> Result<Box<dyn LinearOperator + 'p>>
+    where
+        M: 'p,
+    {
+        let product = match kind {
+            CurvatureKind::Hessian => ShardedProduct::Hessian,
+            CurvatureKind::Ggn => ShardedProduct::Ggn,
+            CurvatureKind::Fisher => ShardedProduct::Fisher,
+            CurvatureKind::EmpiricalFisher => ShardedProduct::EmpiricalFisher,
+            CurvatureKind::BlockDiagonal(inner) => {
+                let blocks = layer_blocks(self.model);
+                return Ok(Box::new(BlockDiagonal::new(self.into_operator(inner)?, blocks)?));
+            }
+            CurvatureKind::MonteCarloFisher { .. } => {
+                return Err(CurvatureError::invalid(
+                    "ShardedPass::into_operator",
+                    "the Monte-Carlo Fisher is not sharded (use ForwardPass::into_operator)",
+                ))
+            }
+        };
+        Ok(Box::new(ShardedOperator { pass: self, product }))
+    }
+}
+
+#[derive(Clone, Copy)]
+enum ShardedProduct {
+    Hessian,
+    Ggn,
+    Fisher,
+    EmpiricalFisher,
+}
+
+/// A curvature matrix of a whole batch, applied block-parallel.
+struct ShardedOperator<'p, M: Model> {
+    pass: ShardedPass<'p, M>,
+    product: ShardedProduct,
+}
+
+impl<M: Model + Sync> LinearOperator for ShardedOperator<'_, M> {
+    fn dim(&self) -> usize {
+        self.pass.dim()
+    }
+
+    fn apply(&self, v: &[f64], out: &mut [f64]) -> Result<()> {
+        check_apply_lengths("ShardedOperator::apply", self.dim(), v, out)?;
+        let result = match self.product {
+            ShardedProduct::Hessian => self.pass.hessian_vector_product(v)?,
+            ShardedProduct::Ggn => self.pass.ggn_vector_product(v)?,
+            ShardedProduct::Fisher => self.pass.fisher_vector_product(v)?,
+            ShardedProduct::EmpiricalFisher => self.pass.empirical_fisher_vector_product(v)?,
+        };
+        out.copy_from_slice(&result);
+        Ok(())
     }
 }
 

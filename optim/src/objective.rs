@@ -6,7 +6,7 @@ use crate::error::{OptimError, Result};
 use autodiff::linalg::{dot, matvec};
 use autodiff::Matrix;
 use curvature::loss::PredictiveDistribution;
-use curvature::{CurvatureKind, LinearOperator, Model, Problem};
+use curvature::{CurvatureKind, LinearOperator, Model, Problem, ShardedProblem};
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 
 /// A differentiable objective `h(θ)` with curvature products.
@@ -96,6 +96,10 @@ pub struct NetworkObjective<'a, M: Model> {
     order: Vec<usize>,
     cursor: usize,
     rng: StdRng,
+    threads: usize,
+    /// The curvature batch in row blocks when `threads > 1`, rebuilt on each curvature call
+    /// and kept here because the operator borrows it.
+    shards: Option<ShardedProblem<'a, M>>,
 }
 
 impl<'a, M: Model> NetworkObjective<'a, M> {
@@ -120,6 +124,8 @@ impl<'a, M: Model> NetworkObjective<'a, M> {
             order: (0..n).collect(),
             cursor: 0,
             rng: StdRng::seed_from_u64(0),
+            threads: 1,
+            shards: None,
         })
     }
 
@@ -152,8 +158,41 @@ impl<'a, M: Model> NetworkObjective<'a, M> {
         objective.curvature_batch_size = curvature_batch_size;
         objective.rng = StdRng::seed_from_u64(seed);
         objective.order.shuffle(&mut objective.rng);
-        objective.next_batch();
+        objective.advance();
         Ok(objective)
+    }
+
+    /// Runs the loss, the gradient and the curvature products on `threads` threads, one per
+    /// row block of the batch ([`ShardedProblem`]); results equal the one-thread ones to
+    /// round-off. The Monte-Carlo Fisher stays on one thread. Errors if `threads` is zero.
+    pub fn with_threads(mut self, threads: usize) -> Result<Self> {
+        if threads == 0 {
+            return Err(OptimError::invalid(
+                "NetworkObjective::with_threads",
+                "threads",
+                0.0,
+                "needs at least one thread",
+            ));
+        }
+        self.threads = threads;
+        Ok(self)
+    }
+
+    /// Moves to the next minibatch (a no-op for the full batch).
+    fn advance(&mut self) {
+        let n = self.x.rows();
+        if self.batch_size == n {
+            return;
+        }
+        if self.cursor + self.batch_size > n {
+            self.order.shuffle(&mut self.rng);
+            self.cursor = 0;
+        }
+        let rows = &self.order[self.cursor..self.cursor + self.batch_size];
+        self.cursor += self.batch_size;
+        self.batch = Some((Self::rows(self.x, rows), Self::rows(self.y, rows)));
+        let c = &rows[..self.curvature_batch_size];
+        self.curvature_batch = Some((Self::rows(self.x, c), Self::rows(self.y, c)));
     }
 
     fn rows(source: &Matrix<f64>, rows: &[usize]) -> Matrix<f64> {
@@ -173,17 +212,28 @@ impl<'a, M: Model> NetworkObjective<'a, M> {
     }
 }
 
-impl<M: Model> Objective for NetworkObjective<'_, M> {
+impl<M: Model + Sync> Objective for NetworkObjective<'_, M> {
     fn dim(&self) -> usize {
         self.model.num_params()
     }
 
     fn loss(&mut self, theta: &[f64]) -> Result<f64> {
-        Ok(self.problem().at(theta)?.loss()?)
+        let problem = self.problem();
+        if self.threads > 1 {
+            return Ok(ShardedProblem::new(&problem, self.threads)?.at(theta)?.loss()?);
+        }
+        Ok(problem.at(theta)?.loss()?)
     }
 
     fn loss_and_gradient(&mut self, theta: &[f64], gradient: &mut [f64]) -> Result<f64> {
-        let pass = self.problem().at(theta)?;
+        let problem = self.problem();
+        if self.threads > 1 {
+            let sharded = ShardedProblem::new(&problem, self.threads)?;
+            let pass = sharded.at(theta)?;
+            gradient.copy_from_slice(&pass.gradient()?);
+            return Ok(pass.loss()?);
+        }
+        let pass = problem.at(theta)?;
         gradient.copy_from_slice(&pass.gradient()?);
         Ok(pass.loss()?)
     }
@@ -193,6 +243,20 @@ impl<M: Model> Objective for NetworkObjective<'_, M> {
         theta: &[f64],
         kind: &CurvatureKind,
     ) -> Result<Box<dyn LinearOperator + '_>> {
+        let monte_carlo = |k: &CurvatureKind| matches!(k, CurvatureKind::MonteCarloFisher { .. });
+        let sharded_kind = match kind {
+            CurvatureKind::BlockDiagonal(inner) => !monte_carlo(inner),
+            other => !monte_carlo(other),
+        };
+        if self.threads > 1 && sharded_kind {
+            let (x, y) = match (&self.curvature_batch, &self.batch) {
+                (Some((x, y)), _) | (None, Some((x, y))) => (x, y),
+                (None, None) => (self.x, self.y),
+            };
+            let shards = ShardedProblem::from_parts(self.model, self.loss, x, y, self.threads)?;
+            let shards = self.shards.insert(shards);
+            return Ok(shards.at(theta)?.into_operator(kind)?);
+        }
         let (x, y) = match &self.curvature_batch {
             Some((x, y)) => (x, y),
             None => self.gradient_batch(),
@@ -202,18 +266,6 @@ impl<M: Model> Objective for NetworkObjective<'_, M> {
     }
 
     fn next_batch(&mut self) {
-        let n = self.x.rows();
-        if self.batch_size == n {
-            return;
-        }
-        if self.cursor + self.batch_size > n {
-            self.order.shuffle(&mut self.rng);
-            self.cursor = 0;
-        }
-        let rows = &self.order[self.cursor..self.cursor + self.batch_size];
-        self.cursor += self.batch_size;
-        self.batch = Some((Self::rows(self.x, rows), Self::rows(self.y, rows)));
-        let c = &rows[..self.curvature_batch_size];
-        self.curvature_batch = Some((Self::rows(self.x, c), Self::rows(self.y, c)));
+        self.advance();
     }
 }

@@ -1,0 +1,91 @@
+//! A `NetworkObjective` on several threads (row blocks of the batch) is the same objective:
+//! loss, gradient and every sharded curvature operator equal the one-thread ones to round-off
+//! (relative 1e-13), minibatches included; Hessian-free steps stay on the same trajectory.
+
+use autodiff::random::{random_matrix, random_vector};
+use autodiff::Matrix;
+use curvature::loss::SoftmaxCrossEntropy;
+use curvature::{Activation, CurvatureKind, Mlp};
+use optim::hessian_free::{HessianFree, HessianFreeParams};
+use optim::{NetworkObjective, Objective, Solver};
+use rand::{rngs::StdRng, SeedableRng};
+
+fn data() -> (Mlp, Matrix<f64>, Matrix<f64>, Vec<f64>) {
+    let mut rng = StdRng::seed_from_u64(11);
+    let mlp = Mlp::new(&[3, 6, 4], &[Activation::Tanh, Activation::Identity]).unwrap();
+    let x = random_matrix(23, 3, &mut rng);
+    let y = Matrix::from_fn(23, 4, |i, j| if (i * 7) % 4 == j { 1.0 } else { 0.0 });
+    let theta = random_vector(mlp.num_params(), &mut rng);
+    (mlp, x, y, theta)
+}
+
+fn max_rel(a: &[f64], b: &[f64]) -> f64 {
+    let scale = b.iter().fold(1e-300_f64, |m, x| m.max(x.abs()));
+    a.iter().zip(b).fold(0.0_f64, |m, (p, q)| m.max((p - q).abs())) / scale
+}
+
+#[test]
+fn threads_give_the_same_objective_and_curvature() {
+    let (mlp, x, y, theta) = data();
+    let loss = SoftmaxCrossEntropy;
+    let v = random_vector(theta.len(), &mut StdRng::seed_from_u64(12));
+    for minibatch in [false, true] {
+        let make = |threads: usize| {
+            let o = if minibatch {
+                NetworkObjective::minibatches(&mlp, &loss, &x, &y, 17, 9, 5).unwrap()
+            } else {
+                NetworkObjective::full_batch(&mlp, &loss, &x, &y).unwrap()
+            };
+            o.with_threads(threads).unwrap()
+        };
+        let (mut one, mut three) = (make(1), make(3));
+        let (mut g1, mut g3) = (vec![0.0; theta.len()], vec![0.0; theta.len()]);
+        let l1 = one.loss_and_gradient(&theta, &mut g1).unwrap();
+        let l3 = three.loss_and_gradient(&theta, &mut g3).unwrap();
+        assert!(((l1 - l3) / l1).abs() <= 1e-13, "loss {l1} vs {l3}");
+        assert!(max_rel(&g3, &g1) <= 1e-13, "gradient off by {:e}", max_rel(&g3, &g1));
+        assert!(((three.loss(&theta).unwrap() - l1) / l1).abs() <= 1e-13);
+        for kind in [
+            CurvatureKind::Hessian,
+            CurvatureKind::Ggn,
+            CurvatureKind::Fisher,
+            CurvatureKind::EmpiricalFisher,
+            CurvatureKind::BlockDiagonal(Box::new(CurvatureKind::Ggn)),
+            CurvatureKind::MonteCarloFisher { samples: 2, seed: 3 },
+        ] {
+            let (mut b1, mut b3) = (vec![0.0; theta.len()], vec![0.0; theta.len()]);
+            one.curvature(&theta, &kind).unwrap().apply(&v, &mut b1).unwrap();
+            three.curvature(&theta, &kind).unwrap().apply(&v, &mut b3).unwrap();
+            let err = max_rel(&b3, &b1);
+            assert!(err <= 1e-13, "{kind:?} (minibatch {minibatch}): off by {err:e}");
+        }
+    }
+    let err = NetworkObjective::full_batch(&mlp, &loss, &x, &y).unwrap().with_threads(0);
+    assert!(err.err().unwrap().to_string().contains("threads"));
+}
+
+#[test]
+fn hessian_free_follows_the_same_trajectory_on_two_threads() {
+    let (mlp, x, y, theta0) = data();
+    let loss = SoftmaxCrossEntropy;
+    let run = |threads: usize| {
+        let mut objective = NetworkObjective::full_batch(&mlp, &loss, &x, &y)
+            .unwrap()
+            .with_threads(threads)
+            .unwrap();
+        let mut hf = HessianFree::new(HessianFreeParams::default()).unwrap();
+        let mut theta = theta0.clone();
+        for _ in 0..5 {
+            hf.step(&mut theta, &mut objective).unwrap();
+        }
+        (objective.loss(&theta).unwrap(), theta)
+    };
+    let (l1, t1) = run(1);
+    let (l2, t2) = run(2);
+    assert!(
+        l1 < 0.9
+            * NetworkObjective::full_batch(&mlp, &loss, &x, &y).unwrap().loss(&theta0).unwrap()
+    );
+    assert!(((l1 - l2) / l1).abs() <= 1e-9, "{l1} vs {l2}");
+    assert!(max_rel(&t2, &t1) <= 1e-8, "θ off by {:e}", max_rel(&t2, &t1));
+}
