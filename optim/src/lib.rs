@@ -59,5 +59,5 @@ pub mod solver;
 pub mod theory;
 
 pub use error::{OptimError, Result};
-pub use objective::{NetworkObjective, Objective, QuadraticObjective};
+pub use objective::{NetworkObjective, Objective, QuadraticObjective, MIN_ROWS_PER_THREAD};
 pub use solver::{Solver, StepReport, Work};

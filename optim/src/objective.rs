@@ -82,6 +82,15 @@ impl Objective for QuadraticObjective {
     }
 }
 
+/// The fewest rows a thread's block gets in [`NetworkObjective::with_threads`].
+pub const MIN_ROWS_PER_THREAD: usize = 64;
+
+/// Threads for a batch of `rows` rows: at most `threads`, each with at least
+/// [`MIN_ROWS_PER_THREAD`] rows.
+fn threads_for(threads: usize, rows: usize) -> usize {
+    threads.min(rows / MIN_ROWS_PER_THREAD).max(1)
+}
+
 /// A network and a loss over a data set, with minibatches: `h(θ)` is the mean loss over the
 /// current gradient batch; curvature uses a separate (usually smaller) batch, as HF does.
 pub struct NetworkObjective<'a, M: Model> {
@@ -162,9 +171,12 @@ impl<'a, M: Model> NetworkObjective<'a, M> {
         Ok(objective)
     }
 
-    /// Runs the loss, the gradient and the curvature products on `threads` threads, one per
-    /// row block of the batch ([`ShardedProblem`]); results equal the one-thread ones to
-    /// round-off. The Monte-Carlo Fisher stays on one thread. Errors if `threads` is zero.
+    /// Runs the loss, the gradient and the curvature products on up to `threads` threads, one
+    /// per row block of the batch ([`ShardedProblem`]); results equal the one-thread ones to
+    /// round-off. Each block keeps at least [`MIN_ROWS_PER_THREAD`] rows: with fewer, every
+    /// block streams all the weights through a thin matrix product, which is bound by memory
+    /// bandwidth and does not get faster on more threads. The Monte-Carlo Fisher stays on one
+    /// thread. Errors if `threads` is zero.
     pub fn with_threads(mut self, threads: usize) -> Result<Self> {
         if threads == 0 {
             return Err(OptimError::invalid(
@@ -219,16 +231,18 @@ impl<M: Model + Sync> Objective for NetworkObjective<'_, M> {
 
     fn loss(&mut self, theta: &[f64]) -> Result<f64> {
         let problem = self.problem();
-        if self.threads > 1 {
-            return Ok(ShardedProblem::new(&problem, self.threads)?.at(theta)?.loss()?);
+        let threads = threads_for(self.threads, problem.x.rows());
+        if threads > 1 {
+            return Ok(ShardedProblem::new(&problem, threads)?.at(theta)?.loss()?);
         }
         Ok(problem.at(theta)?.loss()?)
     }
 
     fn loss_and_gradient(&mut self, theta: &[f64], gradient: &mut [f64]) -> Result<f64> {
         let problem = self.problem();
-        if self.threads > 1 {
-            let sharded = ShardedProblem::new(&problem, self.threads)?;
+        let threads = threads_for(self.threads, problem.x.rows());
+        if threads > 1 {
+            let sharded = ShardedProblem::new(&problem, threads)?;
             let pass = sharded.at(theta)?;
             gradient.copy_from_slice(&pass.gradient()?);
             return Ok(pass.loss()?);
@@ -248,19 +262,16 @@ impl<M: Model + Sync> Objective for NetworkObjective<'_, M> {
             CurvatureKind::BlockDiagonal(inner) => !monte_carlo(inner),
             other => !monte_carlo(other),
         };
-        if self.threads > 1 && sharded_kind {
-            let (x, y) = match (&self.curvature_batch, &self.batch) {
-                (Some((x, y)), _) | (None, Some((x, y))) => (x, y),
-                (None, None) => (self.x, self.y),
-            };
-            let shards = ShardedProblem::from_parts(self.model, self.loss, x, y, self.threads)?;
+        let (x, y) = match (&self.curvature_batch, &self.batch) {
+            (Some((x, y)), _) | (None, Some((x, y))) => (x, y),
+            (None, None) => (self.x, self.y),
+        };
+        let threads = threads_for(self.threads, x.rows());
+        if threads > 1 && sharded_kind {
+            let shards = ShardedProblem::from_parts(self.model, self.loss, x, y, threads)?;
             let shards = self.shards.insert(shards);
             return Ok(shards.at(theta)?.into_operator(kind)?);
         }
-        let (x, y) = match &self.curvature_batch {
-            Some((x, y)) => (x, y),
-            None => self.gradient_batch(),
-        };
         let problem = Problem { model: self.model, loss: self.loss, x, y };
         Ok(problem.at(theta)?.into_operator(kind)?)
     }

@@ -13,8 +13,10 @@ use rand::{rngs::StdRng, SeedableRng};
 fn data() -> (Mlp, Matrix<f64>, Matrix<f64>, Vec<f64>) {
     let mut rng = StdRng::seed_from_u64(11);
     let mlp = Mlp::new(&[3, 6, 4], &[Activation::Tanh, Activation::Identity]).unwrap();
-    let x = random_matrix(23, 3, &mut rng);
-    let y = Matrix::from_fn(23, 4, |i, j| if (i * 7) % 4 == j { 1.0 } else { 0.0 });
+    // 200 rows: three blocks of ≥ 64 rows for the full batch, two for minibatches of 150 and
+    // curvature batches of 130.
+    let x = random_matrix(200, 3, &mut rng);
+    let y = Matrix::from_fn(200, 4, |i, j| if (i * 7) % 4 == j { 1.0 } else { 0.0 });
     let theta = random_vector(mlp.num_params(), &mut rng);
     (mlp, x, y, theta)
 }
@@ -32,7 +34,7 @@ fn threads_give_the_same_objective_and_curvature() {
     for minibatch in [false, true] {
         let make = |threads: usize| {
             let o = if minibatch {
-                NetworkObjective::minibatches(&mlp, &loss, &x, &y, 17, 9, 5).unwrap()
+                NetworkObjective::minibatches(&mlp, &loss, &x, &y, 150, 130, 5).unwrap()
             } else {
                 NetworkObjective::full_batch(&mlp, &loss, &x, &y).unwrap()
             };

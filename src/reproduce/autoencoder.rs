@@ -131,6 +131,7 @@ pub fn run(config: &Config) -> Result<Outcome, Error> {
                 batch,
                 config.seed,
             )?
+            .with_threads(config.threads)?
         } else {
             NetworkObjective::minibatches(
                 &mlp,
@@ -141,6 +142,7 @@ pub fn run(config: &Config) -> Result<Outcome, Error> {
                 curvature_batch,
                 config.seed,
             )?
+            .with_threads(config.threads)?
         };
         let mut theta = theta0.clone();
         // Passes in units of full-data gradients: a minibatch step costs batch/n of a full one.

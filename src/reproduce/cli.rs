@@ -8,12 +8,17 @@ fn fail(message: &str) -> ! {
     std::process::exit(2);
 }
 
-/// Parses `--only`, `--out`, `--seed`, `--quick`, `--idx`, runs the reproductions (`fixed`, when
+/// Parses `--only`, `--out`, `--seed`, `--quick`, `--idx`, `--threads`, runs the reproductions (`fixed`, when
 /// not empty, replaces `--only`), prints the claims table and exits: 0 if every claim passed,
 /// 1 if one failed, 2 on bad arguments or an error.
 pub fn main_with(fixed: &[&str]) -> ! {
-    let mut config =
-        Config { out: PathBuf::from("out/reproduce"), seed: 0, quick: false, idx_dir: None };
+    let mut config = Config {
+        out: PathBuf::from("out/reproduce"),
+        seed: 0,
+        quick: false,
+        idx_dir: None,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
     let mut only: Vec<String> = fixed.iter().map(|s| s.to_string()).collect();
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -26,8 +31,15 @@ pub fn main_with(fixed: &[&str]) -> ! {
             }
             "--quick" => config.quick = true,
             "--idx" => config.idx_dir = Some(PathBuf::from(value())),
+            "--threads" => {
+                config.threads = value()
+                    .parse()
+                    .ok()
+                    .filter(|&t| t > 0)
+                    .unwrap_or_else(|| fail("--threads needs a positive number"))
+            }
             other => fail(&format!(
-                "unknown flag {other} (expected --only, --out, --seed, --quick, --idx)"
+                "unknown flag {other} (expected --only, --out, --seed, --quick, --idx, --threads)"
             )),
         }
     }
