@@ -239,6 +239,100 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
+/// One measured row, for the targets summary.
+struct Row {
+    workload: &'static str,
+    op: String,
+    dtype: String,
+    threads: usize,
+    median: f64,
+    fraction: f64,
+    /// The op's matrix-product FLOPs over the gradient's: the ratio it would have at equal
+    /// GEMM efficiency.
+    floor: f64,
+}
+
+/// The issue's targets against this run's numbers (those measured in this run only), with the
+/// FLOP-count floor of each ratio target.
+fn print_targets(rows: &[Row], memory_ratio: f64) {
+    let find = |w: &str, op: &str, dtype: &str, threads: usize| {
+        rows.iter()
+            .find(|r| r.workload == w && r.op == op && r.dtype == dtype && r.threads == threads)
+    };
+    let mut lines: Vec<(String, String, bool)> = Vec::new();
+    let mut check =
+        |name: String, measured: String, holds: bool| lines.push((name, measured, holds));
+    if let Some(g) = find("w1", "gradient", "f64", 1) {
+        check(
+            "W1 gradient ≥ 85% of GEMM".into(),
+            format!("{:.0}%", 100.0 * g.fraction),
+            g.fraction >= 0.85,
+        );
+        for (op, limit) in [
+            ("jvp", 0.7),
+            ("ggn", 1.6),
+            ("fisher", 1.6),
+            ("empirical_fisher", 1.6),
+            ("ggn_repeated", 1.3),
+            ("hvp", 2.5),
+        ] {
+            if let Some(r) = find("w1", op, "f64", 1) {
+                let ratio = r.median / g.median;
+                check(
+                    format!("W1 {op} ≤ {limit} gradients (FLOP floor {:.2})", r.floor),
+                    format!("{ratio:.2}"),
+                    ratio <= limit,
+                );
+            }
+        }
+        if let Some(r2) = find("w1", "gradient", "f64", 2) {
+            let speedup = g.median / r2.median;
+            check(
+                "W1 gradient 2 threads ≥ 1.8× one".into(),
+                format!("{speedup:.2}×"),
+                speedup >= 1.8,
+            );
+        }
+    }
+    if let Some(g) = find("w1", "gradient", "f32", 1) {
+        check(
+            "W1 f32 gradient ≥ 80% of sgemm".into(),
+            format!("{:.0}%", 100.0 * g.fraction),
+            g.fraction >= 0.8,
+        );
+    }
+    if let Some(g) = find("w2", "gradient", "f64", 1) {
+        check(
+            "W2 gradient ≥ 60% of GEMM".into(),
+            format!("{:.0}%", 100.0 * g.fraction),
+            g.fraction >= 0.6,
+        );
+    }
+    if let Some(g) = find("w3", "gradient", "f64", 1) {
+        check("W3 gradient < 10 µs".into(), format!("{:.1} µs", 1e6 * g.median), g.median < 10e-6);
+    }
+    let w3: Vec<&Row> =
+        rows.iter().filter(|r| r.workload == "w3" && r.threads == 1 && r.dtype == "f64").collect();
+    if let Some(slowest) = w3.iter().max_by(|a, b| a.median.total_cmp(&b.median)) {
+        check(
+            "W3 every op < 25 µs".into(),
+            format!("slowest {} {:.1} µs", slowest.op, 1e6 * slowest.median),
+            slowest.median < 25e-6,
+        );
+    }
+    if memory_ratio.is_finite() {
+        check(
+            "W1 gradient peak memory ≤ 1.5×".into(),
+            format!("{memory_ratio:.2}×"),
+            memory_ratio <= 1.5,
+        );
+    }
+    println!("\ntargets (issue 3)");
+    for (name, measured, holds) in &lines {
+        println!("  {:<52} {:>26}  {}", name, measured, if *holds { "holds" } else { "MISSED" });
+    }
+}
+
 /// Everything one op's timing needs.
 struct Inputs<'a> {
     w: &'a Workload,
@@ -329,6 +423,8 @@ fn main() {
          compares with threads × that rate"
     );
     let mut json = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
+    let mut memory_ratio = f64::NAN;
     for w in workloads().into_iter().filter(|w| args.workloads.iter().any(|n| n == w.name)) {
         let mut rng = StdRng::seed_from_u64(0);
         let (m0, ml) = (w.mlp.input_dim(), w.mlp.output_dim());
@@ -407,6 +503,15 @@ fn main() {
                         median / grad_median,
                         speedup
                     );
+                    rows.push(Row {
+                        workload: w.name,
+                        op: op.clone(),
+                        dtype: dtype.clone(),
+                        threads,
+                        median,
+                        fraction,
+                        floor: op_flops(op, f, f1) / op_flops("gradient", f, f1),
+                    });
                     json.push(format!(
                         "{{\"workload\":\"{}\",\"op\":\"{op}\",\"dtype\":\"{dtype}\",\"threads\":{threads},\"median_s\":{median:e},\"min_s\":{min:e},\"flops\":{flops:e},\"gflops\":{rate:e},\"gemm_gflops\":{gemm:e},\"fraction_of_gemm\":{fraction:e},\"ratio_to_gradient\":{:e},\"speedup\":{speedup:e}}}",
                         w.name,
@@ -436,12 +541,14 @@ fn main() {
                 needed / 1e6,
                 peak / needed
             );
+            memory_ratio = peak / needed;
             json.push(format!(
                 "{{\"workload\":\"w1\",\"op\":\"gradient_peak_memory\",\"threads\":1,\"peak_bytes\":{peak:e},\"needed_bytes\":{needed:e},\"ratio\":{:e}}}",
                 peak / needed
             ));
         }
     }
+    print_targets(&rows, memory_ratio);
     if let Some(path) = args.json {
         std::fs::write(&path, format!("[\n{}\n]\n", json.join(",\n"))).expect("write json");
         println!("wrote {path}");
