@@ -29,8 +29,15 @@
 //!
 //! **Costs** (in passes over the network): the gradient is one forward and one reverse sweep;
 //! `G v`, `F v`, `F̄ v` and the MC Fisher are a tangent sweep plus a reverse sweep over the cached
-//! forward pass; `H v` is a forward and a reverse sweep on dual numbers. No product loops over
-//! examples or parameters.
+//! forward pass; `H v` is a forward and a reverse sweep on dual numbers
+//! ([`Problem::hessian_vector_product`] needs no `f64` pass at all). No product loops over
+//! examples or parameters. Counting matrix-product FLOPs with `F` a forward pass and `F₁` its
+//! first layer: the gradient, `J v` and `Jᵀ u` cost `3F − F₁`, `G v`/`F v`/`F̄ v` from θ
+//! `5F − 2F₁` (`4F − 2F₁` on a recorded pass), `H v` `9F − 4F₁`.
+//!
+//! **Threads**: every quantity is a sum over examples, so [`ShardedProblem`] splits the batch
+//! into row blocks and runs each product on one thread per block, exactly (the blocks only
+//! reorder the sums); `optim`'s `NetworkObjective::with_threads` trains with it.
 //!
 //! # Example
 //! ```

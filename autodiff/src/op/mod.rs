@@ -1,7 +1,7 @@
 //! The built-in ops of the tape, their forward rules, and the user-extensible [`CustomOp`].
 //!
 //! Each op is a variant of one enum, so the forward rule (here) and the reverse rule
-//! ([`vjp`]) are each one exhaustive `match`: a new variant makes the compiler list every rule
+//! (`vjp`) are each one exhaustive `match`: a new variant makes the compiler list every rule
 //! that is missing. Forward mode needs no rules of its own: running the forward rules on
 //! [`Dual`](crate::Dual) values *is* the Jacobian-vector product.
 

@@ -14,7 +14,7 @@
 //!
 //! Each theorem's hypotheses (`αλ₁(B⁻¹H*) ≤ 1`, `b = λ_n(B⁻¹H*) > ½`, `λ₁(B⁻¹H*) ≤ a + 1`,
 //! `a ≥ 1`, SPD `B` and `H*`) are checked, and a violation is
-//! [`OptimError::ConditionViolated`](crate::OptimError::ConditionViolated), never a number.
+//! [`OptimError::ConditionViolated`], never a number.
 //!
 //! Notation: `P = B⁻¹H*`, `U = B⁻¹Σ_g B⁻¹`, `Ψ_β(X) = (I − βP) X (I − βP)ᵀ`,
 //! `Ξ(X) = PX + XPᵀ`, `λ₁ ≥ … ≥ λ_n` eigenvalues, `e_k = θ_k − θ*`. Slips of the paper's
