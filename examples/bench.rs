@@ -111,9 +111,10 @@ fn op_flops(op: &str, f: f64, f1: f64) -> f64 {
         "gradient" | "jvp" | "vjp" => 3.0 * f - f1,
         "ggn" | "fisher" | "empirical_fisher" => 5.0 * f - 2.0 * f1,
         "ggn_repeated" => 4.0 * f - 2.0 * f1,
-        // A dual forward (3F − F₁: the first layer's input has no tangent) and a dual backward
-        // (6F − 3F₁: no adjoint of the input, and its tangent is zero).
-        "hvp" => 9.0 * f - 4.0 * f1,
+        // A dual forward (3 real products per layer, 2 in the first, whose input has no
+        // tangent: 3F − F₁) and a dual backward (dA and dW, 3 products each per layer; in the
+        // first layer only dW, with 2: 6F − 4F₁).
+        "hvp" => 9.0 * f - 5.0 * f1,
         _ => f64::NAN,
     }
 }
