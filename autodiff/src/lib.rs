@@ -63,6 +63,7 @@ pub mod modes;
 pub mod op;
 pub mod random;
 pub mod scalar;
+pub mod small_gemm;
 pub mod tangents;
 pub mod tape;
 pub mod var;

@@ -8,7 +8,7 @@ use std::fmt::{Debug, Display};
 /// [`Dual<T>`](crate::Dual) over one of them (and so, recursively, `Dual<Dual<f64>>`).
 ///
 /// Besides [`Float`], a scalar chooses its own matrix-product kernel: `f64` and `f32` call
-/// `matrixmultiply`, while a dual matrix is multiplied by three products of its real and
+/// `matrixmultiply` (or, for small products, the direct kernel of [`crate::small_gemm`]), while a dual matrix is multiplied by three products of its real and
 /// tangent parts, read in place as strided views of the same buffer.
 pub trait Scalar: Float + Debug + Display + Default + Send + Sync + 'static {
     /// `C ← A B` (when `accumulate` is false) or `C ← C + A B` (when true), on strided views.
@@ -52,6 +52,11 @@ macro_rules! impl_real_scalar {
                 check_gemm_shapes(&a, &b, &c);
                 let (m, k, n) = (a.rows(), a.cols(), b.cols());
                 if m == 0 || n == 0 {
+                    return;
+                }
+                if m * k * n <= crate::small_gemm::SMALL_GEMM_MAX_WORK {
+                    // Small products: packing would cost more than the arithmetic.
+                    crate::small_gemm::gemm(a, b, c, accumulate);
                     return;
                 }
                 let beta = if accumulate { 1.0 } else { 0.0 };
