@@ -57,6 +57,7 @@ pub mod backward;
 pub mod check;
 pub mod dual;
 pub mod error;
+pub mod fast_math;
 pub mod linalg;
 pub mod matrix;
 pub mod modes;

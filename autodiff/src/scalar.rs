@@ -25,6 +25,29 @@ pub trait Scalar: Float + Debug + Display + Default + Send + Sync + 'static {
 
     /// Converts a constant; exact for `f64`, rounded for `f32`, and a dual with zero tangent.
     fn from_f64(x: f64) -> Self;
+
+    /// `out[i] = tanh(x[i])` over a slice; panics if the lengths differ.
+    ///
+    /// The default is the per-element `tanh` (what dual numbers need: their derivative parts).
+    /// `f64` and `f32` override it with the vectorized [`crate::fast_math`] version, within
+    /// 2 ulp of libm.
+    fn tanh_slice(x: &[Self], out: &mut [Self]) {
+        assert_eq!(x.len(), out.len(), "tanh_slice: lengths differ");
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = v.tanh();
+        }
+    }
+
+    /// `out[i] = 1 / (1 + e^{-x[i]})` over a slice; panics if the lengths differ.
+    ///
+    /// The default is the per-element [`sigmoid`](crate::op::unary::sigmoid); `f64` and `f32`
+    /// override it as for [`tanh_slice`](Scalar::tanh_slice).
+    fn sigmoid_slice(x: &[Self], out: &mut [Self]) {
+        assert_eq!(x.len(), out.len(), "sigmoid_slice: lengths differ");
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = crate::op::unary::sigmoid(v);
+        }
+    }
 }
 
 fn check_gemm_shapes<T>(a: &MatRef<'_, T>, b: &MatRef<'_, T>, c: &MatMut<'_, T>) {
@@ -41,7 +64,7 @@ fn check_gemm_shapes<T>(a: &MatRef<'_, T>, b: &MatRef<'_, T>, c: &MatMut<'_, T>)
 }
 
 macro_rules! impl_real_scalar {
-    ($t:ty, $kernel:path) => {
+    ($t:ty, $kernel:path, $tanh:path, $sigmoid:path) => {
         impl Scalar for $t {
             fn gemm(
                 a: MatRef<'_, Self>,
@@ -94,12 +117,30 @@ macro_rules! impl_real_scalar {
             fn from_f64(x: f64) -> Self {
                 x as $t
             }
+
+            fn tanh_slice(x: &[Self], out: &mut [Self]) {
+                $tanh(x, out);
+            }
+
+            fn sigmoid_slice(x: &[Self], out: &mut [Self]) {
+                $sigmoid(x, out);
+            }
         }
     };
 }
 
-impl_real_scalar!(f64, matrixmultiply::dgemm);
-impl_real_scalar!(f32, matrixmultiply::sgemm);
+impl_real_scalar!(
+    f64,
+    matrixmultiply::dgemm,
+    crate::fast_math::tanh_f64,
+    crate::fast_math::sigmoid_f64
+);
+impl_real_scalar!(
+    f32,
+    matrixmultiply::sgemm,
+    crate::fast_math::tanh_f32,
+    crate::fast_math::sigmoid_f32
+);
 
 #[cfg(test)]
 mod tests {
