@@ -83,6 +83,7 @@ fn main() {
         ("dual part A·Wᵀ", 32, 20, 20, false, true, true),
         ("dual part Gᵀ·A", 20, 32, 20, true, false, true),
         ("A·B", 32, 32, 32, false, false, false),
+        ("A·B", 40, 40, 40, false, false, false),
         ("A·B", 48, 48, 48, false, false, false),
         ("A·B", 64, 64, 64, false, false, false),
         ("A·B", 96, 96, 96, false, false, false),

@@ -23,10 +23,12 @@ const STACK_PACK: usize = 2048;
 /// Products with `m·k·n` at most this many multiply-adds take [`gemm`] in
 /// [`Scalar::gemm`](crate::Scalar::gemm); larger ones go to `matrixmultiply`.
 ///
-/// Chosen by `cargo run --release -p natgrad-autodiff --example small_gemm`: the direct kernel
-/// wins on the 10-20-20-3 MLP's layer products (1.1–1.6×, up to 4× for 3×32×20), is even at
-/// `48³` and loses from `64³` on (0.7–0.8×).
-pub const SMALL_GEMM_MAX_WORK: usize = 48 * 48 * 48;
+/// Chosen by `cargo run --release -p natgrad-autodiff --example small_gemm` (on an AVX-512
+/// machine, where `matrixmultiply` uses its AVX-512 kernel and this one AVX2): the direct
+/// kernel wins on all the 10-20-20-3 MLP's products (1.1–1.6×, 4× for 3×32×20, including the
+/// stride-2 views of dual matrices), is about even at `32³` and loses from `40³` on (0.95×,
+/// 0.8× at `48³`).
+pub const SMALL_GEMM_MAX_WORK: usize = 32 * 32 * 32;
 
 /// `C ← A B` (or `C ← C + A B` when `accumulate`) by the direct small-matrix kernel, for any
 /// strides; `A` is `m×k`, `B` is `k×n`, `C` is `m×n` (panics otherwise).
