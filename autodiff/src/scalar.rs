@@ -8,7 +8,7 @@ use std::fmt::{Debug, Display};
 /// [`Dual<T>`](crate::Dual) over one of them (and so, recursively, `Dual<Dual<f64>>`).
 ///
 /// Besides [`Float`], a scalar chooses its own matrix-product kernel: `f64` and `f32` call
-/// `matrixmultiply`, while a dual matrix is multiplied by three products of its real and
+/// `matrixmultiply` (or, for small products, the direct kernel of [`crate::small_gemm`]), while a dual matrix is multiplied by three products of its real and
 /// tangent parts, read in place as strided views of the same buffer.
 pub trait Scalar: Float + Debug + Display + Default + Send + Sync + 'static {
     /// `C ← A B` (when `accumulate` is false) or `C ← C + A B` (when true), on strided views.
@@ -25,6 +25,29 @@ pub trait Scalar: Float + Debug + Display + Default + Send + Sync + 'static {
 
     /// Converts a constant; exact for `f64`, rounded for `f32`, and a dual with zero tangent.
     fn from_f64(x: f64) -> Self;
+
+    /// `out[i] = tanh(x[i])` over a slice; panics if the lengths differ.
+    ///
+    /// The default is the per-element `tanh` (what dual numbers need: their derivative parts).
+    /// `f64` and `f32` override it with the vectorized [`crate::fast_math`] version, within
+    /// 2 ulp of libm.
+    fn tanh_slice(x: &[Self], out: &mut [Self]) {
+        assert_eq!(x.len(), out.len(), "tanh_slice: lengths differ");
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = v.tanh();
+        }
+    }
+
+    /// `out[i] = 1 / (1 + e^{-x[i]})` over a slice; panics if the lengths differ.
+    ///
+    /// The default is the per-element [`sigmoid`](crate::op::unary::sigmoid); `f64` and `f32`
+    /// override it as for [`tanh_slice`](Scalar::tanh_slice).
+    fn sigmoid_slice(x: &[Self], out: &mut [Self]) {
+        assert_eq!(x.len(), out.len(), "sigmoid_slice: lengths differ");
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = crate::op::unary::sigmoid(v);
+        }
+    }
 }
 
 fn check_gemm_shapes<T>(a: &MatRef<'_, T>, b: &MatRef<'_, T>, c: &MatMut<'_, T>) {
@@ -41,7 +64,7 @@ fn check_gemm_shapes<T>(a: &MatRef<'_, T>, b: &MatRef<'_, T>, c: &MatMut<'_, T>)
 }
 
 macro_rules! impl_real_scalar {
-    ($t:ty, $kernel:path) => {
+    ($t:ty, $kernel:path, $tanh:path, $sigmoid:path) => {
         impl Scalar for $t {
             fn gemm(
                 a: MatRef<'_, Self>,
@@ -52,6 +75,11 @@ macro_rules! impl_real_scalar {
                 check_gemm_shapes(&a, &b, &c);
                 let (m, k, n) = (a.rows(), a.cols(), b.cols());
                 if m == 0 || n == 0 {
+                    return;
+                }
+                if m * k * n <= crate::small_gemm::SMALL_GEMM_MAX_WORK {
+                    // Small products: packing would cost more than the arithmetic.
+                    crate::small_gemm::gemm(a, b, c, accumulate);
                     return;
                 }
                 let beta = if accumulate { 1.0 } else { 0.0 };
@@ -89,12 +117,30 @@ macro_rules! impl_real_scalar {
             fn from_f64(x: f64) -> Self {
                 x as $t
             }
+
+            fn tanh_slice(x: &[Self], out: &mut [Self]) {
+                $tanh(x, out);
+            }
+
+            fn sigmoid_slice(x: &[Self], out: &mut [Self]) {
+                $sigmoid(x, out);
+            }
         }
     };
 }
 
-impl_real_scalar!(f64, matrixmultiply::dgemm);
-impl_real_scalar!(f32, matrixmultiply::sgemm);
+impl_real_scalar!(
+    f64,
+    matrixmultiply::dgemm,
+    crate::fast_math::tanh_f64,
+    crate::fast_math::sigmoid_f64
+);
+impl_real_scalar!(
+    f32,
+    matrixmultiply::sgemm,
+    crate::fast_math::tanh_f32,
+    crate::fast_math::sigmoid_f32
+);
 
 #[cfg(test)]
 mod tests {

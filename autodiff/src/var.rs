@@ -231,7 +231,11 @@ impl<'t, T: Scalar> Var<'t, T> {
 
     /// Applies an elementwise function `φ` (see [`UnaryFn`]).
     pub fn apply(self, f: UnaryFn) -> Result<Var<'t, T>> {
-        self.record(Op::Unary(self.index, f), |v| v[0].map(|x| f.value(x)))
+        self.record(Op::Unary(self.index, f), |v| {
+            let mut out = Matrix::zeros(v[0].rows(), v[0].cols());
+            f.apply_slice(v[0].data(), out.data_mut());
+            out
+        })
     }
 
     /// `-self`.

@@ -75,6 +75,22 @@ impl UnaryFn {
         }
     }
 
+    /// `out[i] = φ(x[i])` over a slice: [`Scalar::tanh_slice`] and [`Scalar::sigmoid_slice`]
+    /// for the two activations that are a libm call per element, [`value`](Self::value)
+    /// otherwise. Panics if the lengths differ.
+    pub fn apply_slice<T: Scalar>(self, x: &[T], out: &mut [T]) {
+        match self {
+            UnaryFn::Tanh => T::tanh_slice(x, out),
+            UnaryFn::Sigmoid => T::sigmoid_slice(x, out),
+            _ => {
+                assert_eq!(x.len(), out.len(), "apply_slice: lengths differ");
+                for (o, &v) in out.iter_mut().zip(x) {
+                    *o = self.value(v);
+                }
+            }
+        }
+    }
+
     /// `φ'(x)`, given also `y = φ(x)` so that the rules that reuse the output can.
     pub fn derivative_with_output<T: Scalar>(self, x: T, y: T) -> T {
         let one = T::one();
@@ -145,6 +161,7 @@ pub fn sigmoid<T: Scalar>(x: T) -> T {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Dual;
 
     const ALL: [UnaryFn; 10] = [
         UnaryFn::Identity,
@@ -189,6 +206,33 @@ mod tests {
                 assert!(rel(f.value(x), v) < 1e-13, "{} value at {x}", f.name());
                 assert!(rel(f.derivative(x), d) < 1e-13, "{}' at {x}", f.name());
                 assert!(rel(f.second_derivative(x), d2) < 1e-13, "{}'' at {x}", f.name());
+            }
+        }
+    }
+
+    #[test]
+    fn apply_slice_matches_value() {
+        let xs: Vec<f64> = (0..400).map(|i| -20.0 + 0.1 * i as f64).collect();
+        for f in ALL {
+            let mut out = vec![0.0; xs.len()];
+            f.apply_slice(&xs, &mut out);
+            for (&x, &y) in xs.iter().zip(&out) {
+                let v = f.value(x);
+                // Bulk tanh and sigmoid are within 2 ulp; the rest is the same call.
+                let tol = if matches!(f, UnaryFn::Tanh | UnaryFn::Sigmoid) { 2 } else { 0 };
+                let same_nan = v.is_nan() && y.is_nan();
+                let dist = (y.to_bits() as i64).abs_diff(v.to_bits() as i64);
+                assert!(same_nan || dist <= tol, "{} at {x}: {y} vs {v}", f.name());
+            }
+        }
+        // Dual numbers keep the per-element rule, tangent included, bit for bit.
+        let ds: Vec<Dual<f64>> = xs.iter().map(|&x| Dual::new(x, 1.0)).collect();
+        for f in [UnaryFn::Tanh, UnaryFn::Sigmoid] {
+            let mut out = vec![Dual::constant(0.0); ds.len()];
+            f.apply_slice(&ds, &mut out);
+            for (&d, &y) in ds.iter().zip(&out) {
+                let v = f.value(d);
+                assert_eq!((y.re.to_bits(), y.eps.to_bits()), (v.re.to_bits(), v.eps.to_bits()));
             }
         }
     }

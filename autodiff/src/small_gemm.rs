@@ -1,0 +1,323 @@
+//! A direct kernel for small real matrix products, where `matrixmultiply`'s packing and edge
+//! handling cost more than the arithmetic (the 10-20-20-3 MLP's layers are 32×10×20 and smaller).
+//!
+//! The product is computed in `MR×NR` register blocks (and narrower ones at the edges): for each
+//! block, a sum over `l` of a broadcast element of `A` times `NR` contiguous elements of `B`. `B` is read in place when its
+//! rows are contiguous and `n` is a multiple of the narrow block width, and otherwise copied once into a
+//! zero-padded row-major buffer, so any stride pattern (transposed views, the strided real and
+//! tangent parts of a dual matrix) takes the same kernel. `A` and `C` are read and written
+//! through their strides. Each element of `C` is a plain sum of products in order of `l`; on a
+//! CPU with AVX2 and FMA the kernel is compiled for them and each step is a fused multiply-add
+//! (one rounding instead of two, as `matrixmultiply` does on such CPUs).
+
+use crate::matrix::{MatMut, MatRef};
+use num_traits::Float;
+use std::mem::MaybeUninit;
+
+/// Rows of `C` per register block.
+const MR: usize = 4;
+
+/// Elements of a packed copy of `B` kept on the stack (16 KiB of f64).
+const STACK_PACK: usize = 2048;
+
+/// Products with `m·k·n` at most this many multiply-adds take [`gemm`] in
+/// [`Scalar::gemm`](crate::Scalar::gemm); larger ones go to `matrixmultiply`.
+///
+/// Chosen by `cargo run --release -p natgrad-autodiff --example small_gemm` (on an AVX-512
+/// machine, where `matrixmultiply` uses its AVX-512 kernel and this one AVX2): the direct
+/// kernel wins on all the 10-20-20-3 MLP's products (1.1–1.6×, 4× for 3×32×20, including the
+/// stride-2 views of dual matrices), is about even at `32³` and loses from `40³` on (0.95×,
+/// 0.8× at `48³`).
+pub const SMALL_GEMM_MAX_WORK: usize = 32 * 32 * 32;
+
+/// `C ← A B` (or `C ← C + A B` when `accumulate`) by the direct small-matrix kernel, for any
+/// strides; `A` is `m×k`, `B` is `k×n`, `C` is `m×n` (panics otherwise).
+///
+/// Exposed so the `small_gemm` example can time it against `matrixmultiply`;
+/// [`Scalar::gemm`](crate::Scalar::gemm) picks between the two by size.
+pub fn gemm<T: Float>(a: MatRef<'_, T>, b: MatRef<'_, T>, c: MatMut<'_, T>, accumulate: bool) {
+    assert!(
+        a.cols() == b.rows() && c.rows() == a.rows() && c.cols() == b.cols(),
+        "small_gemm: shapes {}×{} · {}×{} → {}×{}",
+        a.rows(),
+        a.cols(),
+        b.rows(),
+        b.cols(),
+        c.rows(),
+        c.cols()
+    );
+    // A block row is two AVX registers: eight f64 or sixteen f32; the tail block is one.
+    if std::mem::size_of::<T>() == 4 {
+        dispatch::<T, 16, 8>(a, b, c, accumulate);
+    } else {
+        dispatch::<T, 8, 4>(a, b, c, accumulate);
+    }
+}
+
+fn dispatch<T: Float, const NR: usize, const H: usize>(
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    c: MatMut<'_, T>,
+    accumulate: bool,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+            unsafe { gemm_avx2::<T, NR, H>(a, b, c, accumulate) };
+            return;
+        }
+    }
+    gemm_impl::<T, NR, H, false>(a, b, c, accumulate);
+}
+
+/// The same kernel compiled for AVX2 with fused multiply-adds, so each `NR`-wide row of a block
+/// is two vector registers and a step of `l` is one instruction per register.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gemm_avx2<T: Float, const NR: usize, const H: usize>(
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    c: MatMut<'_, T>,
+    accumulate: bool,
+) {
+    gemm_impl::<T, NR, H, true>(a, b, c, accumulate);
+}
+
+/// Strides and base pointers of the three operands, with `B` row-major (column stride 1).
+#[derive(Clone, Copy)]
+struct Operands<T> {
+    a: *const T,
+    ars: isize,
+    acs: isize,
+    b: *const T,
+    brs: isize,
+    c: *mut T,
+    crs: isize,
+    ccs: isize,
+    k: usize,
+    n: usize,
+    accumulate: bool,
+}
+
+#[inline(always)]
+fn gemm_impl<T: Float, const NR: usize, const H: usize, const FMA: bool>(
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    c: MatMut<'_, T>,
+    accumulate: bool,
+) {
+    let (m, k, n) = (a.rows(), a.cols(), b.cols());
+    if m == 0 || n == 0 {
+        return;
+    }
+    // Columns rounded up to whole half-blocks; the padding is computed but never stored.
+    let width = n.div_ceil(H) * H;
+    // B as row-major `k × width` with a known row stride: in place when possible, else a
+    // zero-padded copy (k·n copies against m·k·n multiply-adds).
+    // The copy lives on the stack when it fits: a heap buffer per product costs a visible share
+    // of a 32×20×20 product.
+    let mut stack = [MaybeUninit::<T>::uninit(); STACK_PACK];
+    let mut heap: Vec<T> = Vec::new();
+    let (bp, brs): (*const T, isize) = if b.col_stride() == 1 && n == width {
+        (b.as_ptr(), b.row_stride())
+    } else {
+        let dst: *mut T = if k * width <= STACK_PACK {
+            stack.as_mut_ptr().cast()
+        } else {
+            heap.reserve_exact(k * width);
+            heap.as_mut_ptr()
+        };
+        let (rs, cs) = (b.row_stride(), b.col_stride());
+        // SAFETY: `dst` has room for k·width elements, every one written below before the
+        // kernel reads it; (l, j) is inside the k×n view for l < k, j < n.
+        unsafe {
+            for l in 0..k {
+                for j in n..width {
+                    dst.add(l * width + j).write(T::zero());
+                }
+            }
+            // Walk the source along columns: a transposed view (the weights of `A Wᵀ`) has
+            // row stride 1.
+            for j in 0..n {
+                let mut src = b.as_ptr().offset(j as isize * cs);
+                let mut out = dst.add(j);
+                for _ in 0..k {
+                    out.write(*src);
+                    src = src.offset(rs);
+                    out = out.add(width);
+                }
+            }
+        }
+        (dst.cast_const(), width as isize)
+    };
+    let ops = Operands {
+        a: a.as_ptr(),
+        ars: a.row_stride(),
+        acs: a.col_stride(),
+        b: bp,
+        brs,
+        c: c.as_mut_ptr(),
+        crs: c.row_stride(),
+        ccs: c.col_stride(),
+        k,
+        n,
+        accumulate,
+    };
+    // SAFETY (all blocks): rows i..i+R are inside A and C, the block's columns inside the
+    // (padded) B, and `block` stores only columns below `n` into C.
+    let mut i = 0;
+    while i + MR <= m {
+        unsafe { row_panel::<T, MR, NR, H, FMA>(&ops, i, width) };
+        i += MR;
+    }
+    match m - i {
+        3 => unsafe { row_panel::<T, 3, NR, H, FMA>(&ops, i, width) },
+        2 => unsafe { row_panel::<T, 2, NR, H, FMA>(&ops, i, width) },
+        1 => unsafe { row_panel::<T, 1, NR, H, FMA>(&ops, i, width) },
+        _ => {}
+    }
+}
+
+/// Rows `i0..i0+R` of `C`: full `NR`-wide blocks, then one `H`-wide block if `width` needs it.
+///
+/// # Safety
+/// As for [`block`], for every block of the panel.
+#[inline(always)]
+unsafe fn row_panel<T: Float, const R: usize, const NR: usize, const H: usize, const FMA: bool>(
+    ops: &Operands<T>,
+    i0: usize,
+    width: usize,
+) {
+    let mut j = 0;
+    while j + NR <= width {
+        block::<T, R, NR, FMA>(ops, i0, j);
+        j += NR;
+    }
+    if j < width {
+        block::<T, R, H, FMA>(ops, i0, j);
+    }
+}
+
+/// One `R×W` block of `C` at `(i0, j0)`, accumulated in registers over all of `k`.
+///
+/// # Safety
+/// Rows `i0..i0+R` of `A` (`k` columns) and of `C` must be in bounds, as must `B`'s rows
+/// `0..k` at columns `j0..j0+W` through `b + l·brs`.
+#[inline(always)]
+unsafe fn block<T: Float, const R: usize, const W: usize, const FMA: bool>(
+    ops: &Operands<T>,
+    i0: usize,
+    j0: usize,
+) {
+    let mut acc = [[T::zero(); W]; R];
+    let a0 = ops.a.offset(i0 as isize * ops.ars);
+    let b0 = ops.b.add(j0);
+    for l in 0..ops.k {
+        let brow: [T; W] = *(b0.offset(l as isize * ops.brs) as *const [T; W]);
+        let al = a0.offset(l as isize * ops.acs);
+        for r in 0..R {
+            let x = *al.offset(r as isize * ops.ars);
+            for t in 0..W {
+                acc[r][t] =
+                    if FMA { x.mul_add(brow[t], acc[r][t]) } else { acc[r][t] + x * brow[t] };
+            }
+        }
+    }
+    let w = W.min(ops.n - j0);
+    for r in 0..R {
+        let crow = ops.c.offset((i0 + r) as isize * ops.crs + j0 as isize * ops.ccs);
+        if ops.ccs == 1 && w == W {
+            // A whole contiguous block row: vector stores instead of W scalar ones, which
+            // would cost as much as the block's arithmetic when k is small.
+            let dst = &mut *(crow as *mut [T; W]);
+            if ops.accumulate {
+                for t in 0..W {
+                    dst[t] = dst[t] + acc[r][t];
+                }
+            } else {
+                *dst = acc[r];
+            }
+        } else {
+            for t in 0..w {
+                let dst = crow.offset(t as isize * ops.ccs);
+                *dst = if ops.accumulate { *dst + acc[r][t] } else { acc[r][t] };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Matrix;
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+
+    /// The oracle: a triple loop over element accessors.
+    fn naive(a: MatRef<'_, f64>, b: MatRef<'_, f64>) -> Matrix<f64> {
+        Matrix::from_fn(a.rows(), b.cols(), |i, j| {
+            (0..a.cols()).map(|l| a.get(i, l) * b.get(l, j)).sum()
+        })
+    }
+
+    fn random(rng: &mut StdRng, r: usize, c: usize) -> Matrix<f64> {
+        Matrix::from_fn(r, c, |_, _| rng.random_range(-1.0..1.0))
+    }
+
+    /// Relative error against the magnitude sum, so a cancelling sum is judged fairly.
+    fn check(got: f64, want: f64, scale: f64, what: &str) {
+        assert!((got - want).abs() <= 1e-14 * scale.max(1e-300), "{what}: {got} vs {want}");
+    }
+
+    #[test]
+    fn small_gemm_matches_triple_loop_on_all_stride_patterns() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let dims = [0usize, 1, 2, 3, 4, 5, 7, 8, 9, 13, 20, 32];
+        for trial in 0..400 {
+            let m = dims[rng.random_range(0..dims.len())];
+            let k = dims[rng.random_range(0..dims.len())];
+            let n = dims[rng.random_range(0..dims.len())];
+            let (ta, tb, tc) = (trial & 1 == 1, trial & 2 == 2, trial & 4 == 4);
+            let accumulate = trial & 8 == 8;
+            let am = if ta { random(&mut rng, k, m) } else { random(&mut rng, m, k) };
+            let bm = if tb { random(&mut rng, n, k) } else { random(&mut rng, k, n) };
+            let av = if ta { am.as_ref().t() } else { am.as_ref() };
+            let bv = if tb { bm.as_ref().t() } else { bm.as_ref() };
+            let c0 = if tc { random(&mut rng, n, m) } else { random(&mut rng, m, n) };
+            // A NaN in C must be overwritten, not propagated, when not accumulating.
+            let mut c = c0.map(|x| if accumulate { x } else { f64::NAN });
+            let cv = if tc { c.as_mut().t() } else { c.as_mut() };
+            gemm(av, bv, cv, accumulate);
+            let want = naive(av, bv);
+            let abs = |x: MatRef<'_, f64>| x.to_matrix().map(f64::abs);
+            let scale = naive(abs(av).as_ref(), abs(bv).as_ref());
+            for i in 0..m {
+                for j in 0..n {
+                    let (ci, c0i) =
+                        if tc { (c[(j, i)], c0[(j, i)]) } else { (c[(i, j)], c0[(i, j)]) };
+                    let (w, s) = if accumulate {
+                        (c0i + want[(i, j)], c0i.abs() + scale[(i, j)])
+                    } else {
+                        (want[(i, j)], scale[(i, j)])
+                    };
+                    check(ci, w, s, &format!("{m}×{k}×{n} t=({ta},{tb},{tc}) acc={accumulate}"));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn small_gemm_f32_matches_f64() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let (m, k, n) = (9, 11, 13);
+        let a = random(&mut rng, m, k);
+        let b = random(&mut rng, k, n);
+        let (a32, b32) = (a.map(|x| x as f32), b.map(|x| x as f32));
+        let mut c32 = Matrix::<f32>::zeros(m, n);
+        gemm(a32.as_ref(), b32.as_ref(), c32.as_mut(), false);
+        let want = naive(a32.map(f64::from).as_ref(), b32.map(f64::from).as_ref());
+        for (x, y) in c32.data().iter().zip(want.data()) {
+            assert!((f64::from(*x) - y).abs() <= 1e-5 * k as f64, "{x} vs {y}");
+        }
+    }
+}
