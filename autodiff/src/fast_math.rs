@@ -5,7 +5,7 @@
 //! path: both the small-argument polynomial and the exponential formula are computed and one is
 //! selected, and `eˣ` is a range reduction `x = k ln 2 + r` plus a polynomial in `r`, with `2ᵏ`
 //! built from the exponent bits. No fused multiply-add is used, so results are the same on
-//! every CPU; AVX2 (when the CPU has it) only widens the vectors.
+//! every CPU; AVX2 or AVX-512 (when the CPU has them) only widen the vectors.
 //!
 //! Accuracy (asserted by the tests on a dense sweep of `[-30, 30]` and special values): within
 //! 2 ulp of glibc's `tanh`, and of `1 / (1 + e⁻ˣ)` (or `eˣ / (1 + eˣ)` for `x < 0`) for the
@@ -158,28 +158,46 @@ macro_rules! map_loop {
     };
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn tanh_avx2(x: &[f64], out: &mut [f64]) {
-    map_loop!(x, out, tanh_one);
+/// One bulk function per element function, compiled three ways: for AVX-512 (eight lanes),
+/// AVX2 (four) and the baseline; the widest the CPU has is chosen at run time. Without fused
+/// multiply-adds all three round identically (a test checks every path bit for bit).
+macro_rules! bulk {
+    ($name:ident, $one:ident, $avx512:ident, $avx2:ident) => {
+        // Plain functions on other architectures (the tests name them there too).
+        #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
+        #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+        unsafe fn $avx512(x: &[f64], out: &mut [f64]) {
+            map_loop!(x, out, $one);
+        }
+
+        #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2"))]
+        #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+        unsafe fn $avx2(x: &[f64], out: &mut [f64]) {
+            map_loop!(x, out, $one);
+        }
+
+        fn $name(x: &[f64], out: &mut [f64]) {
+            check_lengths(x.len(), out.len());
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU supports AVX-512F.
+                    unsafe { $avx512(x, out) };
+                    return;
+                }
+                if std::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU supports AVX2.
+                    unsafe { $avx2(x, out) };
+                    return;
+                }
+            }
+            map_loop!(x, out, $one);
+        }
+    };
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn sigmoid_avx2(x: &[f64], out: &mut [f64]) {
-    map_loop!(x, out, sigmoid_one);
-}
-
-fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx2")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
+bulk!(tanh_bulk, tanh_one, tanh_avx512, tanh_avx2);
+bulk!(sigmoid_bulk, sigmoid_one, sigmoid_avx512, sigmoid_avx2);
 
 fn check_lengths(x: usize, out: usize) {
     assert_eq!(x, out, "bulk function: input has {x} elements, output {out}");
@@ -187,27 +205,13 @@ fn check_lengths(x: usize, out: usize) {
 
 /// `out[i] = tanh(x[i])`, within 2 ulp of glibc's `tanh`; panics if the lengths differ.
 pub fn tanh_f64(x: &[f64], out: &mut [f64]) {
-    check_lengths(x.len(), out.len());
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU supports AVX2.
-        unsafe { tanh_avx2(x, out) };
-        return;
-    }
-    map_loop!(x, out, tanh_one);
+    tanh_bulk(x, out);
 }
 
 /// `out[i] = 1 / (1 + e^{-x[i]})`, within 2 ulp of that formula (as `eˣ / (1 + eˣ)` for
 /// negative `x`) evaluated with glibc's `exp`; panics if the lengths differ.
 pub fn sigmoid_f64(x: &[f64], out: &mut [f64]) {
-    check_lengths(x.len(), out.len());
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU supports AVX2.
-        unsafe { sigmoid_avx2(x, out) };
-        return;
-    }
-    map_loop!(x, out, sigmoid_one);
+    sigmoid_bulk(x, out);
 }
 
 /// Runs an `f64` bulk function on `f32` data through a stack buffer, rounding once at the end.
@@ -302,6 +306,41 @@ mod tests {
         })
     }
 
+    /// The dispatched result equals, bit for bit, the baseline loop and every vector path this
+    /// CPU can run (a path it lacks is reported, not silently passed).
+    fn same_on_every_path(
+        xs: &[f64],
+        dispatched: &[f64],
+        one: fn(f64) -> f64,
+        avx512: unsafe fn(&[f64], &mut [f64]),
+        avx2: unsafe fn(&[f64], &mut [f64]),
+    ) {
+        let same = |other: &[f64], path: &str| {
+            let bad = dispatched.iter().zip(other).position(|(a, b)| a.to_bits() != b.to_bits());
+            assert!(bad.is_none(), "{path} differs at x = {:e}", xs[bad.unwrap_or(0)]);
+        };
+        let mut out = vec![0.0; xs.len()];
+        map_loop!(xs, &mut out, one);
+        same(&out, "baseline");
+        #[cfg(target_arch = "x86_64")]
+        let paths = [
+            ("AVX-512", avx512, std::is_x86_feature_detected!("avx512f")),
+            ("AVX2", avx2, std::is_x86_feature_detected!("avx2")),
+        ];
+        #[cfg(not(target_arch = "x86_64"))]
+        let paths: [(&str, unsafe fn(&[f64], &mut [f64]), bool); 2] =
+            [("AVX-512", avx512, false), ("AVX2", avx2, false)];
+        for (path, f, on) in paths {
+            if on {
+                // SAFETY: the CPU supports the path's features.
+                unsafe { f(xs, &mut out) };
+                same(&out, path);
+            } else {
+                eprintln!("{path} not checked: this CPU lacks it");
+            }
+        }
+    }
+
     #[test]
     fn tanh_is_within_two_ulp_of_libm() {
         let xs = arguments();
@@ -310,10 +349,7 @@ mod tests {
         let (err, at) = worst(&xs, &out, f64::tanh);
         eprintln!("tanh: worst {err} ulp at x = {at:e} over {} arguments", xs.len());
         assert!(err <= 2, "tanh: {err} ulp at x = {at:e}");
-        // The scalar path (no AVX2) must agree bit for bit with the vector one.
-        let mut scalar = vec![0.0; xs.len()];
-        map_loop!(&xs, &mut scalar, tanh_one);
-        assert!(out.iter().zip(&scalar).all(|(a, b)| a.to_bits() == b.to_bits()));
+        same_on_every_path(&xs, &out, tanh_one, tanh_avx512, tanh_avx2);
         let mut s = [0.0; 8];
         let special = [0.0, -0.0, 5e-324, -5e-324, f64::INFINITY, f64::NEG_INFINITY, 25.0, -1e300];
         tanh_f64(&special, &mut s);
@@ -334,6 +370,7 @@ mod tests {
         let (err, at) = worst(&xs, &out, sigmoid::<f64>);
         eprintln!("sigmoid: worst {err} ulp at x = {at:e} over {} arguments", xs.len());
         assert!(err <= 2, "sigmoid: {err} ulp at x = {at:e}");
+        same_on_every_path(&xs, &out, sigmoid_one, sigmoid_avx512, sigmoid_avx2);
         let mut s = [0.0; 5];
         sigmoid_f64(&[0.0, f64::INFINITY, f64::NEG_INFINITY, 800.0, -800.0], &mut s);
         assert_eq!(s, [0.5, 1.0, 0.0, 1.0, 0.0]);

@@ -8,7 +8,11 @@
 //! tangent parts of a dual matrix) takes the same kernel. `A` and `C` are read and written
 //! through their strides. Each element of `C` is a plain sum of products in order of `l`; on a
 //! CPU with AVX2 and FMA the kernel is compiled for them and each step is a fused multiply-add
-//! (one rounding instead of two, as `matrixmultiply` does on such CPUs).
+//! (one rounding instead of two, as `matrixmultiply` does on such CPUs). With AVX-512 the
+//! blocks are twice as wide, taken when they pad `C`'s rows no more than the AVX2 ones.
+//!
+//! The accumulators of a block live in registers only if every index into them is known at
+//! compile time once the loops are unrolled, so the stores read a copy (see `block`).
 
 use crate::matrix::{MatMut, MatRef};
 use num_traits::Float;
@@ -17,18 +21,18 @@ use std::mem::MaybeUninit;
 /// Rows of `C` per register block.
 const MR: usize = 4;
 
-/// Elements of a packed copy of `B` kept on the stack (16 KiB of f64).
-const STACK_PACK: usize = 2048;
+/// Elements of a packed copy of `B` kept on the stack (32 KiB of f64: a 64×64 `B`).
+const STACK_PACK: usize = 4096;
 
 /// Products with `m·k·n` at most this many multiply-adds take [`gemm`] in
 /// [`Scalar::gemm`](crate::Scalar::gemm); larger ones go to `matrixmultiply`.
 ///
-/// Chosen by `cargo run --release -p natgrad-autodiff --example small_gemm` (on an AVX-512
-/// machine, where `matrixmultiply` uses its AVX-512 kernel and this one AVX2): the direct
-/// kernel wins on all the 10-20-20-3 MLP's products (1.1–1.6×, 4× for 3×32×20, including the
-/// stride-2 views of dual matrices), is about even at `32³` and loses from `40³` on (0.95×,
-/// 0.8× at `48³`).
-pub const SMALL_GEMM_MAX_WORK: usize = 32 * 32 * 32;
+/// Chosen by `cargo run --release -p natgrad-autodiff --example small_gemm` on an AVX-512
+/// machine (where `matrixmultiply` uses its AVX-512 kernel), three runs: the direct kernel
+/// wins on all the 10-20-20-3 MLP's products (1.0–1.9×, 4.6× for 3×32×20, including the
+/// stride-2 views of dual matrices) and on cubes up to `64³` (1.6× at `32³`, 1.2× at `64³`),
+/// and loses from `96³` on (0.94×; 0.8× at 256×64×128).
+pub const SMALL_GEMM_MAX_WORK: usize = 64 * 64 * 64;
 
 /// `C ← A B` (or `C ← C + A B` when `accumulate`) by the direct small-matrix kernel, for any
 /// strides; `A` is `m×k`, `B` is `k×n`, `C` is `m×n` (panics otherwise).
@@ -46,15 +50,16 @@ pub fn gemm<T: Float>(a: MatRef<'_, T>, b: MatRef<'_, T>, c: MatMut<'_, T>, accu
         c.rows(),
         c.cols()
     );
-    // A block row is two AVX registers: eight f64 or sixteen f32; the tail block is one.
+    // A block row is two vector registers (AVX: eight f64 or sixteen f32, AVX-512 twice
+    // that); the tail block is one.
     if std::mem::size_of::<T>() == 4 {
-        dispatch::<T, 16, 8>(a, b, c, accumulate);
+        dispatch::<T, 16, 8, 32, 16>(a, b, c, accumulate);
     } else {
-        dispatch::<T, 8, 4>(a, b, c, accumulate);
+        dispatch::<T, 8, 4, 16, 8>(a, b, c, accumulate);
     }
 }
 
-fn dispatch<T: Float, const NR: usize, const H: usize>(
+fn dispatch<T: Float, const NR: usize, const H: usize, const NR2: usize, const H2: usize>(
     a: MatRef<'_, T>,
     b: MatRef<'_, T>,
     c: MatMut<'_, T>,
@@ -62,6 +67,18 @@ fn dispatch<T: Float, const NR: usize, const H: usize>(
 ) {
     #[cfg(target_arch = "x86_64")]
     {
+        // The wider blocks pay only when they pad C's rows no more than the narrower ones:
+        // on the 10-20-20-3 MLP's products (n = 3, 10, 20) the AVX2 blocks run 1.2–3× faster,
+        // at n = 32, 40, 48 the AVX-512 ones do (see the `small_gemm` example).
+        let n = b.cols();
+        if n >= NR2
+            && n.div_ceil(H2) * H2 == n.div_ceil(H) * H
+            && std::is_x86_feature_detected!("avx512f")
+        {
+            // SAFETY: the CPU supports AVX-512F (which includes the fused multiply-add).
+            unsafe { gemm_avx512::<T, NR2, H2>(a, b, c, accumulate) };
+            return;
+        }
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             // SAFETY: the CPU supports AVX2 and FMA, checked just above.
             unsafe { gemm_avx2::<T, NR, H>(a, b, c, accumulate) };
@@ -76,6 +93,18 @@ fn dispatch<T: Float, const NR: usize, const H: usize>(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn gemm_avx2<T: Float, const NR: usize, const H: usize>(
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    c: MatMut<'_, T>,
+    accumulate: bool,
+) {
+    gemm_impl::<T, NR, H, true>(a, b, c, accumulate);
+}
+
+/// The same kernel compiled for AVX-512: blocks twice as wide, each row two 512-bit registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn gemm_avx512<T: Float, const NR: usize, const H: usize>(
     a: MatRef<'_, T>,
     b: MatRef<'_, T>,
     c: MatMut<'_, T>,
@@ -224,8 +253,12 @@ unsafe fn block<T: Float, const R: usize, const W: usize, const FMA: bool>(
             }
         }
     }
+    // The stores index by run-time values (the row, the edge width), so they read a copy:
+    // any such index into `acc` itself would keep the accumulators in memory through the
+    // whole `l` loop instead of in registers.
+    let out = acc;
     let w = W.min(ops.n - j0);
-    for r in 0..R {
+    for (r, row) in out.iter().enumerate() {
         let crow = ops.c.offset((i0 + r) as isize * ops.crs + j0 as isize * ops.ccs);
         if ops.ccs == 1 && w == W {
             // A whole contiguous block row: vector stores instead of W scalar ones, which
@@ -233,15 +266,15 @@ unsafe fn block<T: Float, const R: usize, const W: usize, const FMA: bool>(
             let dst = &mut *(crow as *mut [T; W]);
             if ops.accumulate {
                 for t in 0..W {
-                    dst[t] = dst[t] + acc[r][t];
+                    dst[t] = dst[t] + row[t];
                 }
             } else {
-                *dst = acc[r];
+                *dst = *row;
             }
         } else {
-            for t in 0..w {
+            for (t, &x) in row.iter().enumerate().take(w) {
                 let dst = crow.offset(t as isize * ops.ccs);
-                *dst = if ops.accumulate { *dst + acc[r][t] } else { acc[r][t] };
+                *dst = if ops.accumulate { *dst + x } else { x };
             }
         }
     }
@@ -272,8 +305,9 @@ mod tests {
     #[test]
     fn small_gemm_matches_triple_loop_on_all_stride_patterns() {
         let mut rng = StdRng::seed_from_u64(7);
-        let dims = [0usize, 1, 2, 3, 4, 5, 7, 8, 9, 13, 20, 32];
-        for trial in 0..400 {
+        // 16, 24, 32 and 48 columns take the AVX-512 blocks on a CPU with them, the rest AVX2.
+        let dims = [0usize, 1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 20, 24, 32, 48];
+        for trial in 0..600 {
             let m = dims[rng.random_range(0..dims.len())];
             let k = dims[rng.random_range(0..dims.len())];
             let n = dims[rng.random_range(0..dims.len())];
@@ -303,6 +337,22 @@ mod tests {
                     check(ci, w, s, &format!("{m}×{k}×{n} t=({ta},{tb},{tc}) acc={accumulate}"));
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_packed_b_too_large_for_the_stack_takes_the_heap() {
+        // 70×72 padded elements of a transposed B exceed STACK_PACK.
+        let mut rng = StdRng::seed_from_u64(11);
+        let (m, k, n) = (5usize, 70usize, 70usize);
+        assert!(k * n.div_ceil(8) * 8 > STACK_PACK);
+        let a = random(&mut rng, m, k);
+        let bt = random(&mut rng, n, k);
+        let mut c = Matrix::zeros(m, n);
+        gemm(a.as_ref(), bt.as_ref().t(), c.as_mut(), false);
+        let want = naive(a.as_ref(), bt.as_ref().t());
+        for (x, y) in c.data().iter().zip(want.data()) {
+            check(*x, *y, k as f64, "heap-packed B");
         }
     }
 

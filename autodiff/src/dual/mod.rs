@@ -235,4 +235,38 @@ impl<T: Scalar> Scalar for Dual<T> {
     fn from_f64(x: f64) -> Self {
         Dual::constant(T::from_f64(x))
     }
+
+    /// The bulk `tanh` of the real parts (vectorized for `f64`/`f32`), and `(1 − t²) eps`.
+    fn tanh_slice(x: &[Self], out: &mut [Self]) {
+        lift_slice(x, out, T::tanh_slice, |t| T::one() - t * t);
+    }
+
+    /// The bulk sigmoid of the real parts, and `s (1 − s) eps`.
+    fn sigmoid_slice(x: &[Self], out: &mut [Self]) {
+        lift_slice(x, out, T::sigmoid_slice, |s| s * (T::one() - s));
+    }
+}
+
+/// `out[i] = φ(re_i) + φ'(re_i) eps_i ε` with `φ` applied to the real parts in bulk through a
+/// stack buffer, and `φ'` written in terms of the value (`1 − t²` for tanh). A dual of duals
+/// recurses, so every level reaches the vectorized real kernel.
+fn lift_slice<T: Scalar>(
+    x: &[Dual<T>],
+    out: &mut [Dual<T>],
+    bulk: fn(&[T], &mut [T]),
+    derivative: impl Fn(T) -> T,
+) {
+    assert_eq!(x.len(), out.len(), "dual bulk function: lengths differ");
+    const CHUNK: usize = 128;
+    let (mut re, mut value) = ([T::zero(); CHUNK], [T::zero(); CHUNK]);
+    for (xc, oc) in x.chunks(CHUNK).zip(out.chunks_mut(CHUNK)) {
+        let n = xc.len();
+        for (r, d) in re.iter_mut().zip(xc) {
+            *r = d.re;
+        }
+        bulk(&re[..n], &mut value[..n]);
+        for ((o, d), &v) in oc.iter_mut().zip(xc).zip(&value[..n]) {
+            *o = d.chain(v, derivative(v));
+        }
+    }
 }

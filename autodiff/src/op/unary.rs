@@ -225,14 +225,33 @@ mod tests {
                 assert!(same_nan || dist <= tol, "{} at {x}: {y} vs {v}", f.name());
             }
         }
-        // Dual numbers keep the per-element rule, tangent included, bit for bit.
-        let ds: Vec<Dual<f64>> = xs.iter().map(|&x| Dual::new(x, 1.0)).collect();
+        // Dual numbers (over 128, so the stack chunks turn over): the bulk value of the real
+        // part, and the closed-form derivative `1 − tanh²`, `s (1 − s)` times the tangent; a
+        // dual of duals also carries the second derivative `−2 t (1 − t²)`, `s (1 − s)(1 − 2s)`.
+        let close = |a: f64, b: f64, what: &str, x: f64| {
+            assert!((a - b).abs() <= 4e-16 * (1.0 + b.abs()), "{what} at {x}: {a} vs {b}");
+        };
+        let ds: Vec<Dual<f64>> = xs.iter().map(|&x| Dual::new(x, 0.75)).collect();
+        let dds: Vec<Dual<Dual<f64>>> =
+            xs.iter().map(|&x| Dual::new(Dual::new(x, 1.0), Dual::new(1.0, 0.0))).collect();
         for f in [UnaryFn::Tanh, UnaryFn::Sigmoid] {
             let mut out = vec![Dual::constant(0.0); ds.len()];
             f.apply_slice(&ds, &mut out);
-            for (&d, &y) in ds.iter().zip(&out) {
-                let v = f.value(d);
-                assert_eq!((y.re.to_bits(), y.eps.to_bits()), (v.re.to_bits(), v.eps.to_bits()));
+            let mut out2 = vec![Dual::constant(Dual::constant(0.0)); dds.len()];
+            f.apply_slice(&dds, &mut out2);
+            for ((&x, y), y2) in xs.iter().zip(&out).zip(&out2) {
+                let v = f.value(x);
+                let (d1, d2) = match f {
+                    UnaryFn::Tanh => (1.0 - v * v, -2.0 * v * (1.0 - v * v)),
+                    _ => (v * (1.0 - v), v * (1.0 - v) * (1.0 - 2.0 * v)),
+                };
+                let dist = (y.re.to_bits() as i64).abs_diff(v.to_bits() as i64);
+                assert!(dist <= 2, "{} at {x}: {} vs {v}", f.name(), y.re);
+                close(y.eps, 0.75 * d1, f.name(), x);
+                close(y2.re.re, y.re, "nested value", x);
+                close(y2.re.eps, d1, "nested first derivative", x);
+                close(y2.eps.re, d1, "nested tangent", x);
+                close(y2.eps.eps, d2, "nested second derivative", x);
             }
         }
     }

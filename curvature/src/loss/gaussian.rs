@@ -55,7 +55,7 @@ fn halves(z: &[f64]) -> (&[f64], &[f64]) {
 }
 
 fn even_target(name: &str, output_dim: usize) -> Result<usize> {
-    if output_dim == 0 || output_dim % 2 != 0 {
+    if output_dim == 0 || !output_dim.is_multiple_of(2) {
         return Err(CurvatureError::invalid(
             format!("{name}::target_dim"),
             format!("needs an even, non-zero number of outputs (two per target), got {output_dim}"),
