@@ -5,6 +5,7 @@ use crate::matrix::Matrix;
 use crate::op::jvp::{tangent, TangentStore};
 use crate::scalar::Scalar;
 use crate::tape::{Tape, Var};
+use std::borrow::Borrow;
 
 /// The tangents of every node computed by [`Tape::tangents`].
 #[derive(Clone, Debug)]
@@ -22,6 +23,14 @@ impl<T: Scalar> Tangents<T> {
         self.tangents.get(var.index).and_then(|t| t.as_ref())
     }
 
+    /// Moves the tangent of `var` out (no copy); `None` as for [`of`](Self::of).
+    pub fn take(&mut self, var: Var<'_, T>) -> Option<Matrix<T>> {
+        if var.tape_id != self.tape_id {
+            return None;
+        }
+        self.tangents.get_mut(var.index).and_then(|t| t.take())
+    }
+
     /// The tangent of `var`, with zeros of its shape when no seed reaches it.
     pub fn of_or_zeros(&self, var: Var<'_, T>) -> Matrix<T> {
         self.of(var).cloned().unwrap_or_else(|| {
@@ -35,11 +44,37 @@ impl<T: Scalar> Tape<T> {
     /// Pushes the tangents `seeds` (usually `v` on θ) forward through every recorded node,
     /// using the stored values: the forward-mode product `J v` of every node at once, at the
     /// cost of the tangent part of a dual forward pass (no primal recomputation).
-    pub fn tangents(&self, seeds: &[(Var<'_, T>, Matrix<T>)]) -> Result<Tangents<T>> {
+    ///
+    /// Seeds may be owned matrices or references (`&Matrix`). Every node's tangent is kept;
+    /// [`tangents_of`](Self::tangents_of) keeps only those asked for.
+    pub fn tangents<S: Borrow<Matrix<T>>>(&self, seeds: &[(Var<'_, T>, S)]) -> Result<Tangents<T>> {
+        self.sweep(seeds, None)
+    }
+
+    /// As [`tangents`](Self::tangents), keeping only the tangents of `keep`: every other
+    /// tangent is dropped after the last node that reads it, so the sweep holds about one
+    /// layer's tangents at a time instead of all of them (and reuses their buffers).
+    pub fn tangents_of<S: Borrow<Matrix<T>>>(
+        &self,
+        seeds: &[(Var<'_, T>, S)],
+        keep: &[Var<'_, T>],
+    ) -> Result<Tangents<T>> {
+        for var in keep {
+            self.check_var("tangents_of (keep)", *var)?;
+        }
+        self.sweep(seeds, Some(keep))
+    }
+
+    fn sweep<S: Borrow<Matrix<T>>>(
+        &self,
+        seeds: &[(Var<'_, T>, S)],
+        keep: Option<&[Var<'_, T>]>,
+    ) -> Result<Tangents<T>> {
         let nodes = self.nodes.borrow();
         let mut store: TangentStore<T> = (0..nodes.len()).map(|_| None).collect();
         let mut seeded = vec![false; nodes.len()];
         for (var, seed) in seeds {
+            let seed = seed.borrow();
             self.check_var("tangents", *var)?;
             let shape = nodes[var.index].shape;
             if seed.shape() != shape {
@@ -48,11 +83,30 @@ impl<T: Scalar> Tape<T> {
             store[var.index] = Some(seed.clone());
             seeded[var.index] = true;
         }
-        for i in 0..nodes.len() {
-            if seeded[i] {
-                continue;
+        // The last node reading each node, for the nodes whose tangents may be dropped.
+        let last_use = keep.map(|keep| {
+            let mut last = vec![usize::MAX; nodes.len()];
+            for (i, node) in nodes.iter().enumerate() {
+                for j in node.op.operands() {
+                    last[j] = i;
+                }
             }
-            store[i] = tangent(&nodes, i, &store)?;
+            for var in keep {
+                last[var.index] = usize::MAX;
+            }
+            last
+        });
+        for i in 0..nodes.len() {
+            if !seeded[i] {
+                store[i] = tangent(&nodes, i, &store)?;
+            }
+            if let Some(last) = &last_use {
+                for j in nodes[i].op.operands() {
+                    if last[j] == i {
+                        store[j] = None;
+                    }
+                }
+            }
         }
         Ok(Tangents { tape_id: self.id, tangents: store })
     }

@@ -217,6 +217,15 @@ fn check_case(
     if !rep.passed() {
         return Err(format!("{ctx}: {rep}"));
     }
+    // Keeping only y's tangent gives the same bits, and θ's tangent is dropped after its use.
+    let kept =
+        tape.tangents_of(&[(th, &Matrix::column(v.clone()))], &[y]).map_err(|e| e.to_string())?;
+    if kept.of_or_zeros(y).data() != sweep.of_or_zeros(y).data() {
+        return Err(format!("{ctx}: tangents_of differs from tangents"));
+    }
+    if y.index() != th.index() && kept.of(th).is_some() {
+        return Err(format!("{ctx}: tangents_of kept the seed's tangent"));
+    }
     // Second order: H v against differences of the gradient, and the dense H from reverse-over-dual
     // sweeps against forward-over-forward, plus symmetry.
     let weights = random_matrix(out.rows(), out.cols(), &mut rng);

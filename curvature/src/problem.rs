@@ -220,8 +220,9 @@ impl<'a, M: Model> ForwardPass<'a, M> {
     /// `J v` (`N × m_ℓ`, row n is `J_n v`), by a tangent sweep over the cached tape.
     pub fn jacobian_vector_product(&self, v: &[f64]) -> Result<Matrix<f64>> {
         self.check_v("jacobian_vector_product (v)", v)?;
-        let t = self.tape.tangents(&[(self.node(self.theta_node), Matrix::column(v.to_vec()))])?;
-        Ok(t.of_or_zeros(self.node(self.z_node)))
+        let (theta, z) = (self.node(self.theta_node), self.node(self.z_node));
+        let mut t = self.tape.tangents_of(&[(theta, Matrix::column(v.to_vec()))], &[z])?;
+        Ok(t.take(z).unwrap_or_else(|| Matrix::zeros(self.z.rows(), self.z.cols())))
     }
 
     /// `Jᵀ u = Σ_n J_nᵀ u_n` for `u` of the output's shape, by one reverse sweep.

@@ -6,7 +6,7 @@
 //! product repeated at a fixed θ and batch (conjugate gradient) wants. On a fresh point the
 //! dual-number forward pass gives the same `J v` in one go.
 
-use super::{zip_map, Op};
+use super::{zip_map, Op, UnaryFn};
 use crate::error::{AutodiffError, Result};
 use crate::matrix::{MatRef, Matrix};
 use crate::scalar::Scalar;
@@ -39,6 +39,39 @@ fn map<T: Scalar>(t: &Matrix<T>, f: impl Fn(usize, T) -> T) -> Matrix<T> {
     Matrix::from_vec(t.rows(), t.cols(), data).expect("internal error: tangent shape")
 }
 
+/// `m ← m + 1 r`: the row `r` added to every row (row by row: no index arithmetic per element).
+fn add_to_rows<T: Scalar>(m: &mut Matrix<T>, r: &[T]) {
+    for row in m.data_mut().chunks_mut(r.len().max(1)) {
+        for (x, &b) in row.iter_mut().zip(r) {
+            *x = *x + b;
+        }
+    }
+}
+
+/// Shape and elements of the node whose tangent is formed, resolved only when a rule asks.
+struct Out<'n, T: Scalar> {
+    nodes: &'n [Node<T>],
+    i: usize,
+}
+
+impl<'n, T: Scalar> Out<'n, T> {
+    fn rows(&self) -> usize {
+        self.nodes[self.i].shape.rows
+    }
+    fn cols(&self) -> usize {
+        self.nodes[self.i].shape.cols
+    }
+    fn len(&self) -> usize {
+        self.nodes[self.i].shape.len()
+    }
+    fn shape(&self) -> crate::matrix::Shape {
+        self.nodes[self.i].shape
+    }
+    fn data(&self) -> &'n [T] {
+        tape::data(self.nodes, self.i)
+    }
+}
+
 fn row_dots<T: Scalar>(a: &[T], b: &[T], cols: usize) -> Vec<T> {
     a.chunks(cols)
         .zip(b.chunks(cols))
@@ -53,7 +86,9 @@ pub(crate) fn tangent<T: Scalar>(
     tan: &TangentStore<T>,
 ) -> Result<Option<Matrix<T>>> {
     let val = |j: usize| tape::value(nodes, j);
-    let out = tape::value(nodes, i);
+    // The node's own value, read in place (a view's value is never copied: the tangent of a
+    // slice of θ does not need it).
+    let out = Out { nodes, i };
     let mat = |j: usize, transpose: bool| {
         let v = tape::view(nodes, j);
         if transpose {
@@ -114,10 +149,7 @@ pub(crate) fn tangent<T: Scalar>(
             }
             if let Some(tb) = t(b) {
                 let m = c.get_or_insert_with(|| Matrix::zeros(out.rows(), out.cols()));
-                let cols = out.cols();
-                for (k, x) in m.data_mut().iter_mut().enumerate() {
-                    *x = *x + tb.data()[k % cols];
-                }
+                add_to_rows(m, tb.data());
             }
             c
         }
@@ -126,11 +158,11 @@ pub(crate) fn tangent<T: Scalar>(
             match (t(a), t(r)) {
                 (None, None) => None,
                 (ta, tr) => {
-                    let base = ta.cloned().unwrap_or_else(|| Matrix::zeros(out.rows(), cols));
-                    Some(match tr {
-                        Some(rt) => map(&base, |k, v| v + rt.data()[k % cols]),
-                        None => base,
-                    })
+                    let mut base = ta.cloned().unwrap_or_else(|| Matrix::zeros(out.rows(), cols));
+                    if let Some(rt) = tr {
+                        add_to_rows(&mut base, rt.data());
+                    }
+                    Some(base)
                 }
             }
         }
@@ -150,7 +182,13 @@ pub(crate) fn tangent<T: Scalar>(
         }),
         &Op::Unary(a, f) => t(a).map(|x| {
             let (xd, yd) = (tape::data(nodes, a), out.data());
-            map(x, |k, v| v * f.derivative_with_output(xd[k], yd[k]))
+            // Match once, outside the loop, so the common activations vectorise.
+            match f {
+                UnaryFn::Tanh => map(x, |k, v| v * (T::one() - yd[k] * yd[k])),
+                UnaryFn::Sigmoid => map(x, |k, v| v * yd[k] * (T::one() - yd[k])),
+                UnaryFn::Identity => x.clone(),
+                _ => map(x, |k, v| v * f.derivative_with_output(xd[k], yd[k])),
+            }
         }),
         &Op::Powi(a, n) => t(a).map(|x| {
             let (xd, nn) = (tape::data(nodes, a), T::from_f64(n as f64));
