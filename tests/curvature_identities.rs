@@ -255,6 +255,41 @@ fn ggn_fisher_and_empirical_fishers_are_symmetric_psd() {
     }
 }
 
+/// `F̄ v = (1/N) Σ_n ∇L_n (∇L_nᵀ v)` against the per-example gradients `∇L_n`, each the
+/// gradient of a one-example problem (a reverse sweep per example, independent of the cached
+/// `∇_z h` the product reuses).
+#[test]
+fn empirical_fisher_product_equals_the_mean_of_per_example_gradient_outer_products() {
+    fn prop(seed: u64, depth: u8, loss_pick: u8) -> TestResult {
+        let losses =
+            ["squared_error", "softmax_cross_entropy", "bernoulli_logits", "gaussian_mean_logvar"];
+        let mut rng = StdRng::seed_from_u64(seed);
+        let hidden = pick_hidden(&mut rng, depth as usize % 3, &SMOOTH);
+        let case = random_case(seed, &hidden, losses[loss_pick as usize % losses.len()]);
+        let v = random_vector(case.mlp.num_params(), &mut rng);
+        let problem = Problem::new(&case.mlp, case.loss.as_ref(), &case.x, &case.y).unwrap();
+        let got = problem.at(&case.theta).unwrap().empirical_fisher_vector_product(&v).unwrap();
+        let n = case.x.rows();
+        let mut want = vec![0.0; v.len()];
+        for i in 0..n {
+            let xi = Matrix::from_vec(1, case.x.cols(), case.x.row(i).to_vec()).unwrap();
+            let yi = Matrix::from_vec(1, case.y.cols(), case.y.row(i).to_vec()).unwrap();
+            let one = Problem::new(&case.mlp, case.loss.as_ref(), &xi, &yi).unwrap();
+            let g = one.at(&case.theta).unwrap().gradient().unwrap();
+            let c: f64 = g.iter().zip(&v).map(|(a, b)| a * b).sum();
+            want.iter_mut().zip(&g).for_each(|(w, gk)| *w += c * gk / n as f64);
+        }
+        let scale = want.iter().fold(1e-300_f64, |a, x| a.max(x.abs()));
+        let err = got.iter().zip(&want).fold(0.0_f64, |a, (p, q)| a.max((p - q).abs())) / scale;
+        if err <= EXACT {
+            TestResult::passed()
+        } else {
+            TestResult::error(format!("{}: F̄ v off by {err:e} of its largest entry", case.label))
+        }
+    }
+    QuickCheck::new().tests(40).quickcheck(prop as fn(u64, u8, u8) -> TestResult);
+}
+
 #[test]
 fn monte_carlo_fisher_converges_to_the_fisher() {
     // The MC estimate is an average of S i.i.d. PSD matrices with mean F, so its error falls

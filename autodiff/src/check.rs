@@ -93,7 +93,26 @@ pub fn compare(
             crate::Shape::new(reference.len(), 1),
         ));
     }
-    let scale = computed.iter().chain(reference).fold(1e-300_f64, |m, x| m.max(x.abs()));
+    compare_above(check, computed, reference, tolerance, 0.0)
+}
+
+/// As [`compare`], with the scale at least `floor`: for a finite-difference reference, the size
+/// below which its rounding noise is not negligible.
+fn compare_above(
+    check: &str,
+    computed: &[f64],
+    reference: &[f64],
+    tolerance: f64,
+    floor: f64,
+) -> Result<CheckReport> {
+    if computed.len() != reference.len() {
+        return Err(AutodiffError::shape(
+            format!("compare ({check})"),
+            crate::Shape::new(computed.len(), 1),
+            crate::Shape::new(reference.len(), 1),
+        ));
+    }
+    let scale = computed.iter().chain(reference).fold(floor.max(1e-300), |m, x| m.max(x.abs()));
     let mut report = CheckReport {
         check: check.to_string(),
         max_rel_error: 0.0,
@@ -133,22 +152,36 @@ fn step_along(theta: &[f64], v: &[f64]) -> f64 {
     1e-3 * theta_scale / v_scale
 }
 
+/// `‖g‖∞ ‖v‖∞ / max(1, ‖θ‖∞)`: the size a directional derivative of `g` along `v` has when `g`
+/// changes by its own size over the scale of θ. The central differences of [`step_along`]
+/// carry a rounding error of about `10³ ε` times this (`ε ‖g‖ / h`), so checks measure their
+/// error against at least this scale: a derivative many orders below it (a nearly flat
+/// direction) is compared at the resolution differences can give, not by its own size.
+fn natural_scale(g: &[f64], theta: &[f64], v: &[f64]) -> f64 {
+    let g_scale = g.iter().fold(0.0_f64, |m, x| m.max(x.abs()));
+    let theta_scale = theta.iter().fold(1.0_f64, |m, x| m.max(x.abs()));
+    let v_scale = v.iter().fold(0.0_f64, |m, x| m.max(x.abs()));
+    g_scale * v_scale / theta_scale
+}
+
 fn shifted(theta: &[f64], v: &[f64], t: f64) -> Vec<f64> {
     theta.iter().zip(v).map(|(a, b)| a + t * b).collect()
 }
 
-/// `J v` from [`modes::jvp`] against central differences of `F` along `v`.
+/// `J v` from [`modes::jvp`] against central differences of `F` along `v`, the error measured
+/// against the largest entry or, if larger, `‖F‖∞ ‖v‖∞ / max(1, ‖θ‖∞)`.
 pub fn check_jvp<F: Function>(
     f: &F,
     theta: &[f64],
     v: &[f64],
     tolerance: f64,
 ) -> Result<CheckReport> {
-    let (_, jv) = modes::jvp(f, theta, v)?;
+    let (value, jv) = modes::jvp(f, theta, v)?;
     let reference = central_difference(step_along(theta, v), |t| {
         Ok(modes::value(f, &shifted(theta, v, t))?.into_vec())
     })?;
-    compare("J v vs central differences", jv.data(), &reference, tolerance)
+    let floor = natural_scale(value.data(), theta, v);
+    compare_above("J v vs central differences", jv.data(), &reference, tolerance, floor)
 }
 
 /// `Jᵀ u` from [`modes::vjp`] against central differences of `⟨u, F(θ)⟩` along each `eⱼ`.
@@ -173,18 +206,21 @@ pub fn check_gradient<F: Function>(f: &F, theta: &[f64], tolerance: f64) -> Resu
     compare("gradient vs central differences", &grad, &reference, tolerance)
 }
 
-/// `H v` from [`modes::hvp`] against central differences of the gradient along `v`.
+/// `H v` from [`modes::hvp`] against central differences of the gradient along `v`, the error
+/// measured against the largest entry or, if larger, `‖∇F‖∞ ‖v‖∞ / max(1, ‖θ‖∞)` (below which
+/// the differences are rounding noise; see `natural_scale`).
 pub fn check_hvp<F: Function>(
     f: &F,
     theta: &[f64],
     v: &[f64],
     tolerance: f64,
 ) -> Result<CheckReport> {
-    let (_, _, hv) = modes::hvp(f, theta, v)?;
+    let (_, grad, hv) = modes::hvp(f, theta, v)?;
     let reference = central_difference(step_along(theta, v), |t| {
         Ok(modes::gradient(f, &shifted(theta, v, t))?.1)
     })?;
-    compare("H v vs central differences of the gradient", &hv, &reference, tolerance)
+    let floor = natural_scale(&grad, theta, v);
+    compare_above("H v vs central differences of the gradient", &hv, &reference, tolerance, floor)
 }
 
 /// The adjoint identity `⟨u, J v⟩ = ⟨Jᵀ u, v⟩`, two exact paths, relative to `Σ |u_i (J v)_i|`.

@@ -276,3 +276,11 @@ fn a_wrong_rule_is_caught_by_the_checks() {
     let rep = autodiff::check::compare("perturbed", &wrong, &reference, FD_TOL).unwrap();
     assert!(!rep.passed(), "a 1e-6 relative error passed a 1e-8 check: {rep}");
 }
+
+/// A case quickcheck found in CI: `H v` four orders below the gradient's natural scale, where
+/// the central differences' rounding (1e-13 absolute) was 1.1e-8 of `H v` itself. The checks
+/// now measure against at least that scale (`check::check_hvp`).
+#[test]
+fn a_nearly_flat_direction_is_judged_at_the_resolution_of_differences() {
+    check_case(Case::Mean, 3, 1, 1, 7015992939228614255).unwrap();
+}

@@ -289,7 +289,17 @@ impl<'a, M: Model> ForwardPass<'a, M> {
     /// (Section 11), where `∇L_n` is example n's gradient.
     pub fn empirical_fisher_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
         self.check_v("empirical_fisher_vector_product (v)", v)?;
-        self.outer_product_vector_product(&[self.problem.y], v)
+        // The per-example gradients are the cached `∇_z h` rows times N: `g_n = N ∇_z h_n`, so
+        // the seed row `(1/N) (g_nᵀ J_n v) g_n` is `N (∇_z h_nᵀ J_n v) ∇_z h_n` (no second pass
+        // over the loss).
+        let jv = self.jacobian_vector_product(v)?;
+        let (n, cols) = (self.z.rows() as f64, self.z.cols().max(1));
+        let mut seed = self.g_z.clone();
+        for (row, jv_row) in seed.data_mut().chunks_mut(cols).zip(jv.data().chunks(cols)) {
+            let c: f64 = row.iter().zip(jv_row).map(|(a, b)| a * b).sum();
+            row.iter_mut().for_each(|g| *g *= n * c);
+        }
+        self.transpose_jacobian_vector_product(&seed)
     }
 
     /// `H v` for the objective (eqn 6), exact: a forward pass on duals with tangent `v` and a
