@@ -6,6 +6,9 @@
 //! For each op: median and min of `--runs` timed runs after a warm-up, the matrix-product FLOPs
 //! of the op, GFLOP/s, that as a fraction of the GEMM rate measured in the same process
 //! (1000³ `dgemm`/`sgemm` through `matrixmultiply`), and the time as a ratio to the gradient.
+//! The ratios (`÷ grad*`, `speedup*`) are medians over back-to-back pairs of runs (the op and
+//! the one-thread gradient, or the op on t threads and on one), so a load that drifts between
+//! rows, as it does on this shared machine, cancels; the targets use them.
 //!
 //! Run: `cargo run --release --example bench -- [--workload w1,w2,w3] [--op gradient,hvp,…]
 //! [--dtype f64,f32] [--threads 1,2] [--runs 10] [--json PATH]`. A thread count t > 1 runs
@@ -248,6 +251,10 @@ struct Row {
     threads: usize,
     median: f64,
     fraction: f64,
+    /// Median of paired time ratios to the one-thread f64 gradient (threads = 1 only).
+    ratio: f64,
+    /// Median of paired one-thread / this-row time ratios (threads > 1 only).
+    speedup: f64,
     /// The op's matrix-product FLOPs over the gradient's: the ratio it would have at equal
     /// GEMM efficiency.
     floor: f64,
@@ -278,7 +285,7 @@ fn print_targets(rows: &[Row], memory_ratio: f64) {
             ("hvp", 2.5),
         ] {
             if let Some(r) = find("w1", op, "f64", 1) {
-                let ratio = r.median / g.median;
+                let ratio = r.ratio;
                 check(
                     format!("W1 {op} ≤ {limit} gradients (FLOP floor {:.2})", r.floor),
                     format!("{ratio:.2}"),
@@ -287,7 +294,7 @@ fn print_targets(rows: &[Row], memory_ratio: f64) {
             }
         }
         if let Some(r2) = find("w1", "gradient", "f64", 2) {
-            let speedup = g.median / r2.median;
+            let speedup = r2.speedup;
             check(
                 "W1 gradient 2 threads ≥ 1.8× one".into(),
                 format!("{speedup:.2}×"),
@@ -338,7 +345,6 @@ fn print_targets(rows: &[Row], memory_ratio: f64) {
 struct Inputs<'a> {
     w: &'a Workload,
     problem: Problem<'a, Mlp>,
-    sharded: Option<ShardedProblem<'a, Mlp>>,
     theta: &'a [f64],
     v: &'a [f64],
     u: &'a Matrix<f64>,
@@ -346,64 +352,98 @@ struct Inputs<'a> {
     y: &'a Matrix<f64>,
 }
 
-/// `(median, min)` of one op, or `None` where the combination is not benchmarked.
-fn measure(inp: &Inputs<'_>, op: &str, dtype: &str, runs: usize) -> Option<(f64, f64)> {
+/// One op as a closure to time, or `None` where the combination is not benchmarked. With
+/// `sharded`, the f64 ops run on its row blocks, one thread each.
+fn op_closure<'a>(
+    inp: &'a Inputs<'a>,
+    sharded: Option<&'a ShardedProblem<'a, Mlp>>,
+    op: &str,
+    dtype: &str,
+) -> Option<Box<dyn FnMut() + 'a>> {
     let (problem, theta, v, u) = (&inp.problem, inp.theta, inp.v, inp.u);
-    if let Some(sh) = &inp.sharded {
-        return match (dtype, op) {
-            ("f64", "loss") => Some(time(runs, || sh.at(theta).unwrap().loss().unwrap())),
-            ("f64", "gradient") => Some(time(runs, || sh.at(theta).unwrap().gradient().unwrap())),
-            ("f64", "jvp") => {
-                Some(time(runs, || sh.at(theta).unwrap().jacobian_vector_product(v).unwrap()))
+    if let Some(sh) = sharded {
+        return Some(match (dtype, op) {
+            ("f64", "loss") => Box::new(move || drop(black_box(sh.at(theta).unwrap().loss()))),
+            ("f64", "gradient") => {
+                Box::new(move || drop(black_box(sh.at(theta).unwrap().gradient())))
             }
-            ("f64", "vjp") => Some(time(runs, || {
-                sh.at(theta).unwrap().transpose_jacobian_vector_product(u).unwrap()
-            })),
-            ("f64", "hvp") => Some(time(runs, || sh.hessian_vector_product(theta, v).unwrap())),
+            ("f64", "jvp") => {
+                Box::new(move || drop(black_box(sh.at(theta).unwrap().jacobian_vector_product(v))))
+            }
+            ("f64", "vjp") => Box::new(move || {
+                drop(black_box(sh.at(theta).unwrap().transpose_jacobian_vector_product(u)))
+            }),
+            ("f64", "hvp") => {
+                Box::new(move || drop(black_box(sh.hessian_vector_product(theta, v))))
+            }
             ("f64", "ggn") => {
-                Some(time(runs, || sh.at(theta).unwrap().ggn_vector_product(v).unwrap()))
+                Box::new(move || drop(black_box(sh.at(theta).unwrap().ggn_vector_product(v))))
             }
             ("f64", "fisher") => {
-                Some(time(runs, || sh.at(theta).unwrap().fisher_vector_product(v).unwrap()))
+                Box::new(move || drop(black_box(sh.at(theta).unwrap().fisher_vector_product(v))))
             }
-            ("f64", "empirical_fisher") => Some(time(runs, || {
-                sh.at(theta).unwrap().empirical_fisher_vector_product(v).unwrap()
-            })),
+            ("f64", "empirical_fisher") => Box::new(move || {
+                drop(black_box(sh.at(theta).unwrap().empirical_fisher_vector_product(v)))
+            }),
             ("f64", "ggn_repeated") => {
                 let pass = sh.at(theta).unwrap();
-                Some(time(runs, || pass.ggn_vector_product(v).unwrap()))
+                Box::new(move || drop(black_box(pass.ggn_vector_product(v))))
             }
-            _ => None,
-        };
+            _ => return None,
+        });
     }
-    match (dtype, op) {
-        ("f64", "loss") => Some(time(runs, || problem.at(theta).unwrap().loss().unwrap())),
-        ("f64", "gradient") => Some(time(runs, || problem.at(theta).unwrap().gradient().unwrap())),
-        ("f64", "jvp") => {
-            Some(time(runs, || problem.at(theta).unwrap().jacobian_vector_product(v).unwrap()))
+    Some(match (dtype, op) {
+        ("f64", "loss") => Box::new(move || drop(black_box(problem.at(theta).unwrap().loss()))),
+        ("f64", "gradient") => {
+            Box::new(move || drop(black_box(problem.at(theta).unwrap().gradient())))
         }
-        ("f64", "vjp") => Some(time(runs, || {
-            problem.at(theta).unwrap().transpose_jacobian_vector_product(u).unwrap()
-        })),
-        ("f64", "hvp") => Some(time(runs, || problem.hessian_vector_product(theta, v).unwrap())),
+        ("f64", "jvp") => {
+            Box::new(move || drop(black_box(problem.at(theta).unwrap().jacobian_vector_product(v))))
+        }
+        ("f64", "vjp") => Box::new(move || {
+            drop(black_box(problem.at(theta).unwrap().transpose_jacobian_vector_product(u)))
+        }),
+        ("f64", "hvp") => {
+            Box::new(move || drop(black_box(problem.hessian_vector_product(theta, v))))
+        }
         ("f64", "ggn") => {
-            Some(time(runs, || problem.at(theta).unwrap().ggn_vector_product(v).unwrap()))
+            Box::new(move || drop(black_box(problem.at(theta).unwrap().ggn_vector_product(v))))
         }
         ("f64", "fisher") => {
-            Some(time(runs, || problem.at(theta).unwrap().fisher_vector_product(v).unwrap()))
+            Box::new(move || drop(black_box(problem.at(theta).unwrap().fisher_vector_product(v))))
         }
-        ("f64", "empirical_fisher") => Some(time(runs, || {
-            problem.at(theta).unwrap().empirical_fisher_vector_product(v).unwrap()
-        })),
+        ("f64", "empirical_fisher") => Box::new(move || {
+            drop(black_box(problem.at(theta).unwrap().empirical_fisher_vector_product(v)))
+        }),
         ("f64", "ggn_repeated") => {
             let pass = problem.at(theta).unwrap();
-            Some(time(runs, || pass.ggn_vector_product(v).unwrap()))
+            Box::new(move || drop(black_box(pass.ggn_vector_product(v))))
         }
-        ("f32", "gradient") => {
-            Some(time(runs, || tape_gradient::<f32>(inp.w, theta, inp.x, inp.y)))
-        }
-        _ => None,
-    }
+        ("f32", "gradient") => Box::new(move || {
+            black_box(tape_gradient::<f32>(inp.w, theta, inp.x, inp.y));
+        }),
+        _ => return None,
+    })
+}
+
+/// The median over `runs` back-to-back pairs of `time(b) / time(a)`, after one warm-up of each:
+/// both sides of every pair see the same load, so the ratio survives a machine whose speed
+/// drifts between rows (the per-row medians do not).
+fn paired_ratio(runs: usize, a: &mut dyn FnMut(), b: &mut dyn FnMut()) -> f64 {
+    a();
+    b();
+    let mut ratios: Vec<f64> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            a();
+            let ta = start.elapsed().as_secs_f64();
+            let start = Instant::now();
+            b();
+            start.elapsed().as_secs_f64() / ta
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    ratios[ratios.len() / 2]
 }
 
 fn main() {
@@ -462,34 +502,41 @@ fn main() {
             "GFLOP/s",
             "GEMM",
             "of GEMM",
-            "÷ grad",
-            "speedup"
+            "÷ grad*",
+            "speedup*"
         );
-        let mut grad_median = f64::NAN;
-        let mut one_thread = std::collections::HashMap::new();
+        let inputs = Inputs { w: &w, problem, theta: &theta, v: &v, u: &u, x: &x, y: &y };
         for &threads in &args.threads {
             let sharded = (threads > 1).then(|| ShardedProblem::new(&problem, threads).unwrap());
-            let inputs =
-                Inputs { w: &w, problem, sharded, theta: &theta, v: &v, u: &u, x: &x, y: &y };
             for dtype in &args.dtypes {
                 for op in &args.ops {
                     if dtype != "f64" && (op != "gradient" || threads > 1) {
                         continue;
                     }
-                    let (measured, gemm) = if dtype == "f32" {
-                        gemm_rate_around::<f32, _>(|| measure(&inputs, op, dtype, runs))
-                    } else {
-                        gemm_rate_around::<f64, _>(|| measure(&inputs, op, dtype, runs))
+                    let Some(mut run) = op_closure(&inputs, sharded.as_ref(), op, dtype) else {
+                        continue;
                     };
-                    let Some((median, min)) = measured else { continue };
-                    if op == "gradient" && dtype == "f64" && threads == 1 {
-                        grad_median = median;
-                    }
-                    let key = (dtype.clone(), op.clone());
-                    if threads == 1 {
-                        one_thread.insert(key.clone(), median);
-                    }
-                    let speedup = one_thread.get(&key).map_or(f64::NAN, |t1| t1 / median);
+                    let ((median, min), gemm) = if dtype == "f32" {
+                        gemm_rate_around::<f32, _>(|| time(runs, &mut run))
+                    } else {
+                        gemm_rate_around::<f64, _>(|| time(runs, &mut run))
+                    };
+                    // Ratios from back-to-back pairs (see `paired_ratio`): to the one-thread
+                    // f64 gradient, and the speedup over the same op on one thread.
+                    let ratio = if threads == 1 && !(op == "gradient" && dtype == "f64") {
+                        let mut g = op_closure(&inputs, None, "gradient", "f64").unwrap();
+                        paired_ratio(runs, &mut g, &mut run)
+                    } else if threads == 1 {
+                        1.0
+                    } else {
+                        f64::NAN
+                    };
+                    let speedup = if threads > 1 {
+                        let mut one = op_closure(&inputs, None, op, dtype).unwrap();
+                        paired_ratio(runs, &mut run, &mut one)
+                    } else {
+                        1.0
+                    };
                     let flops = op_flops(op, f, f1);
                     let rate = flops / median / 1e9;
                     let fraction = rate / (gemm * threads as f64);
@@ -501,7 +548,7 @@ fn main() {
                         rate,
                         gemm,
                         100.0 * fraction,
-                        median / grad_median,
+                        ratio,
                         speedup
                     );
                     rows.push(Row {
@@ -511,12 +558,13 @@ fn main() {
                         threads,
                         median,
                         fraction,
+                        ratio,
+                        speedup,
                         floor: op_flops(op, f, f1) / op_flops("gradient", f, f1),
                     });
                     json.push(format!(
-                        "{{\"workload\":\"{}\",\"op\":\"{op}\",\"dtype\":\"{dtype}\",\"threads\":{threads},\"median_s\":{median:e},\"min_s\":{min:e},\"flops\":{flops:e},\"gflops\":{rate:e},\"gemm_gflops\":{gemm:e},\"fraction_of_gemm\":{fraction:e},\"ratio_to_gradient\":{:e},\"speedup\":{speedup:e}}}",
-                        w.name,
-                        median / grad_median
+                        "{{\"workload\":\"{}\",\"op\":\"{op}\",\"dtype\":\"{dtype}\",\"threads\":{threads},\"median_s\":{median:e},\"min_s\":{min:e},\"flops\":{flops:e},\"gflops\":{rate:e},\"gemm_gflops\":{gemm:e},\"fraction_of_gemm\":{fraction:e},\"paired_ratio_to_gradient\":{ratio:e},\"paired_speedup\":{speedup:e}}}",
+                        w.name
                     ));
                 }
             }
