@@ -113,13 +113,19 @@ fn exp_split(y: f64) -> (f64, f64, f64, f64) {
     (hi, lo, s1, s2)
 }
 
-/// `tanh x` for one element, branch-free (both formulas are evaluated).
+/// `tanh x` for `|x| < TANH_SMALL`: `x + x u g(u)`, `u = x²`.
 #[inline(always)]
-fn tanh_one(x: f64) -> f64 {
+fn tanh_small(x: f64) -> f64 {
     let a = x.abs();
     let u = a * a;
     let g = poly12(&TANH_G, u);
-    let small = a + a * (u * g);
+    (a + a * (u * g)).copysign(x)
+}
+
+/// `tanh x` for `|x| ≥ TANH_SMALL` (and NaN): `1 - 2 / (e²ˣ + 1)`.
+#[inline(always)]
+fn tanh_large(x: f64) -> f64 {
+    let a = x.abs();
     // tanh rounds to exactly 1 from |x| ≈ 19.06 on; clamping keeps e²ˣ finite (NaN passes).
     let ac = if a > 20.0 { 20.0 } else { a };
     let (hi, lo, s1, s2) = exp_split(ac + ac);
@@ -130,9 +136,18 @@ fn tanh_one(x: f64) -> f64 {
     let back = d0 - e_hi;
     let err = (e_hi - (d0 - back)) + (1.0 - back);
     let d = d0 + (err + e_lo);
-    let large = 1.0 - 2.0 / d;
-    let r = if a < TANH_SMALL { small } else { large };
-    r.copysign(x)
+    (1.0 - 2.0 / d).copysign(x)
+}
+
+/// `tanh x` for one element, branch-free (both formulas are evaluated and one is selected).
+#[inline(always)]
+fn tanh_one(x: f64) -> f64 {
+    let (small, large) = (tanh_small(x), tanh_large(x));
+    if x.abs() < TANH_SMALL {
+        small
+    } else {
+        large
+    }
 }
 
 /// The logistic sigmoid for one element, as `1 / (1 + e)` or `e / (1 + e)` with `e = e^{-|x|}`,
@@ -158,22 +173,50 @@ macro_rules! map_loop {
     };
 }
 
-/// One bulk function per element function, compiled three ways: for AVX-512 (eight lanes),
+/// `out[i] = tanh(x[i])` in chunks of eight: a chunk whose elements all take the same formula
+/// computes only that one (a third of the work for small pre-activations, three quarters for
+/// saturated ones); a mixed chunk computes both. The result is `tanh_one`'s, bit for bit.
+#[inline(always)]
+fn tanh_chunked(x: &[f64], out: &mut [f64]) {
+    const W: usize = 8;
+    let mut xs = x.chunks_exact(W);
+    let mut os = out.chunks_exact_mut(W);
+    for (xc, oc) in (&mut xs).zip(&mut os) {
+        // Counted without short-circuit, so the test is one vector compare.
+        let small = xc.iter().filter(|v| v.abs() < TANH_SMALL).count();
+        if small == W {
+            map_loop!(xc, oc, tanh_small);
+        } else if small == 0 {
+            map_loop!(xc, oc, tanh_large);
+        } else {
+            map_loop!(xc, oc, tanh_one);
+        }
+    }
+    map_loop!(xs.remainder(), os.into_remainder(), tanh_one);
+}
+
+/// `out[i] = sigmoid(x[i])` (one formula: nothing to choose per chunk).
+#[inline(always)]
+fn sigmoid_loop(x: &[f64], out: &mut [f64]) {
+    map_loop!(x, out, sigmoid_one);
+}
+
+/// One bulk function per slice loop, compiled three ways: for AVX-512 (eight lanes),
 /// AVX2 (four) and the baseline; the widest the CPU has is chosen at run time. Without fused
 /// multiply-adds all three round identically (a test checks every path bit for bit).
 macro_rules! bulk {
-    ($name:ident, $one:ident, $avx512:ident, $avx2:ident) => {
+    ($name:ident, $body:ident, $avx512:ident, $avx2:ident) => {
         // Plain functions on other architectures (the tests name them there too).
         #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
         #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
         unsafe fn $avx512(x: &[f64], out: &mut [f64]) {
-            map_loop!(x, out, $one);
+            $body(x, out);
         }
 
         #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2"))]
         #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
         unsafe fn $avx2(x: &[f64], out: &mut [f64]) {
-            map_loop!(x, out, $one);
+            $body(x, out);
         }
 
         fn $name(x: &[f64], out: &mut [f64]) {
@@ -191,13 +234,13 @@ macro_rules! bulk {
                     return;
                 }
             }
-            map_loop!(x, out, $one);
+            $body(x, out);
         }
     };
 }
 
-bulk!(tanh_bulk, tanh_one, tanh_avx512, tanh_avx2);
-bulk!(sigmoid_bulk, sigmoid_one, sigmoid_avx512, sigmoid_avx2);
+bulk!(tanh_bulk, tanh_chunked, tanh_avx512, tanh_avx2);
+bulk!(sigmoid_bulk, sigmoid_loop, sigmoid_avx512, sigmoid_avx2);
 
 fn check_lengths(x: usize, out: usize) {
     assert_eq!(x, out, "bulk function: input has {x} elements, output {out}");
@@ -350,6 +393,26 @@ mod tests {
         eprintln!("tanh: worst {err} ulp at x = {at:e} over {} arguments", xs.len());
         assert!(err <= 2, "tanh: {err} ulp at x = {at:e}");
         same_on_every_path(&xs, &out, tanh_one, tanh_avx512, tanh_avx2);
+        // The sorted sweep has almost only single-formula chunks; shuffled, almost every chunk
+        // of eight mixes the two (with specials among them), and the result must not change.
+        let mut shuffled = xs.clone();
+        shuffled.extend([f64::NAN, -0.0, 0.0, f64::INFINITY, f64::NEG_INFINITY, 0.624, 0.625]);
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        for i in (1..shuffled.len()).rev() {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            shuffled.swap(i, (state >> 33) as usize % (i + 1));
+        }
+        let mut mixed = vec![0.0; shuffled.len()];
+        tanh_f64(&shuffled, &mut mixed);
+        same_on_every_path(&shuffled, &mixed, tanh_one, tanh_avx512, tanh_avx2);
+        let chunks = shuffled.chunks_exact(8);
+        let mixed_chunks = chunks
+            .filter(|c| {
+                let small = c.iter().filter(|v| v.abs() < TANH_SMALL).count();
+                small != 0 && small != 8
+            })
+            .count();
+        assert!(mixed_chunks > 10_000, "only {mixed_chunks} mixed chunks");
         let mut s = [0.0; 8];
         let special = [0.0, -0.0, 5e-324, -5e-324, f64::INFINITY, f64::NEG_INFINITY, 25.0, -1e300];
         tanh_f64(&special, &mut s);
