@@ -153,11 +153,15 @@ impl<'t, T: Scalar> Var<'t, T> {
             return Err(AutodiffError::shape("affine (weights vs bias)", sw, sb));
         }
         self.record_views(Op::Affine { a: self.index, w: w.index, b: b.index }, |v| {
-            // Start from the bias rows and accumulate the product onto them: one pass.
-            let bias: Vec<T> = (0..sw.rows).map(|j| v[2].get(0, j)).collect();
-            let mut data = Vec::with_capacity(sa.rows * sw.rows);
-            for _ in 0..sa.rows {
-                data.extend_from_slice(&bias);
+            // Start from the bias rows and accumulate the product onto them: one pass. The
+            // rows are filled by doubling copies (log₂ N of them, not one per row).
+            let total = sa.rows * sw.rows;
+            let mut data = Vec::with_capacity(total);
+            if total > 0 {
+                data.extend((0..sw.rows).map(|j| v[2].get(0, j)));
+                while data.len() < total {
+                    data.extend_from_within(..data.len().min(total - data.len()));
+                }
             }
             let mut c = Matrix::from_vec(sa.rows, sw.rows, data).expect("internal error: affine");
             T::gemm(v[0], v[1].t(), c.as_mut(), true);
