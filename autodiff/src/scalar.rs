@@ -26,6 +26,22 @@ pub trait Scalar: Float + Debug + Display + Default + Send + Sync + 'static {
     /// Converts a constant; exact for `f64`, rounded for `f32`, and a dual with zero tangent.
     fn from_f64(x: f64) -> Self;
 
+    /// The product of dual matrices from their parts (`None` for a zero tangent):
+    /// `C.re ← A.re B.re` and `C.eps ← A.re B.eps + A.eps B.re`, added to `C` when
+    /// `accumulate`. What [`Dual`](crate::Dual)'s [`gemm`](Scalar::gemm) runs on its strided
+    /// real and tangent parts.
+    ///
+    /// The default is two or three [`gemm`](Scalar::gemm)s; `f64` and `f32` compute small
+    /// products in one fused pass ([`crate::small_gemm::gemm_dual`]).
+    fn gemm_dual_parts(
+        a: (MatRef<'_, Self>, Option<MatRef<'_, Self>>),
+        b: (MatRef<'_, Self>, Option<MatRef<'_, Self>>),
+        c: (MatMut<'_, Self>, MatMut<'_, Self>),
+        accumulate: bool,
+    ) {
+        crate::dual::gemm::gemm_dual_by_products(a, b, c, accumulate);
+    }
+
     /// `out[i] = tanh(x[i])` over a slice; panics if the lengths differ.
     ///
     /// The default is the per-element `tanh` (what dual numbers need: their derivative parts).
@@ -103,6 +119,20 @@ macro_rules! impl_real_scalar {
                         c.row_stride(),
                         c.col_stride(),
                     );
+                }
+            }
+
+            fn gemm_dual_parts(
+                a: (MatRef<'_, Self>, Option<MatRef<'_, Self>>),
+                b: (MatRef<'_, Self>, Option<MatRef<'_, Self>>),
+                c: (MatMut<'_, Self>, MatMut<'_, Self>),
+                accumulate: bool,
+            ) {
+                let (m, k, n) = (a.0.rows(), a.0.cols(), b.0.cols());
+                if m * k * n <= crate::small_gemm::SMALL_GEMM_MAX_WORK {
+                    crate::small_gemm::gemm_dual(a, b, c, accumulate);
+                } else {
+                    crate::dual::gemm::gemm_dual_by_products(a, b, c, accumulate);
                 }
             }
 

@@ -10,7 +10,7 @@ use super::Dual;
 use crate::matrix::{MatMut, MatRef};
 use crate::scalar::Scalar;
 
-fn parts<T>(m: MatRef<'_, Dual<T>>) -> (MatRef<'_, T>, MatRef<'_, T>) {
+pub(crate) fn parts<T>(m: MatRef<'_, Dual<T>>) -> (MatRef<'_, T>, MatRef<'_, T>) {
     let base = m.as_ptr() as *const T;
     // SAFETY: Dual<T> is repr(C) with two T fields, so element (i, j)'s re is at
     // base + 2(i·rs + j·cs) and its eps one T further, inside the same allocation.
@@ -34,7 +34,7 @@ fn parts<T>(m: MatRef<'_, Dual<T>>) -> (MatRef<'_, T>, MatRef<'_, T>) {
     }
 }
 
-fn parts_mut<'m, T>(m: &'m mut MatMut<'_, Dual<T>>) -> (MatMut<'m, T>, MatMut<'m, T>) {
+pub(crate) fn parts_mut<'m, T>(m: &'m mut MatMut<'_, Dual<T>>) -> (MatMut<'m, T>, MatMut<'m, T>) {
     let base = m.as_mut_ptr() as *mut T;
     // SAFETY: as in `parts`; the two views interleave and never alias each other.
     unsafe {
@@ -82,16 +82,40 @@ pub(super) fn dual_gemm<T: Scalar>(
     let (a_re, a_eps) = parts(a);
     let (b_re, b_eps) = parts(b);
     let (c_re, mut c_eps) = parts_mut(&mut c);
-    T::gemm(a_re, b_re, c_re, accumulate);
     let a_tangent = !all_zero(&a_eps);
     let b_tangent = !all_zero(&b_eps);
+    if !a_tangent && !b_tangent {
+        T::gemm(a_re, b_re, c_re, accumulate);
+        if !accumulate {
+            zero_fill(&mut c_eps);
+        }
+        return;
+    }
+    T::gemm_dual_parts(
+        (a_re, a_tangent.then_some(a_eps)),
+        (b_re, b_tangent.then_some(b_eps)),
+        (c_re, c_eps),
+        accumulate,
+    );
+}
+
+/// `C.re ← A.re B.re`, `C.eps ← A.re B.eps + A.eps B.re` (added when `accumulate`) as three
+/// (or two) real products: the default of [`Scalar::gemm_dual_parts`].
+pub(crate) fn gemm_dual_by_products<T: Scalar>(
+    a: (MatRef<'_, T>, Option<MatRef<'_, T>>),
+    b: (MatRef<'_, T>, Option<MatRef<'_, T>>),
+    c: (MatMut<'_, T>, MatMut<'_, T>),
+    accumulate: bool,
+) {
+    let (c_re, mut c_eps) = c;
+    T::gemm(a.0, b.0, c_re, accumulate);
     let mut eps_written = accumulate;
-    if b_tangent {
-        T::gemm(a_re, b_eps, c_eps.rb_mut(), eps_written);
+    if let Some(b_eps) = b.1 {
+        T::gemm(a.0, b_eps, c_eps.rb_mut(), eps_written);
         eps_written = true;
     }
-    if a_tangent {
-        T::gemm(a_eps, b_re, c_eps.rb_mut(), eps_written);
+    if let Some(a_eps) = a.1 {
+        T::gemm(a_eps, b.0, c_eps.rb_mut(), eps_written);
         eps_written = true;
     }
     if !eps_written {

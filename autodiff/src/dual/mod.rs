@@ -13,7 +13,7 @@
 //!   negative number) the result is NaN in the affected part, never a panic.
 
 mod float;
-mod gemm;
+pub(crate) mod gemm;
 #[cfg(test)]
 mod tests;
 

@@ -14,6 +14,10 @@
 //! The accumulators of a block live in registers only if every index into them is known at
 //! compile time once the loops are unrolled, so the stores read a copy (see `block`).
 
+mod dual;
+
+pub use dual::gemm_dual;
+
 use crate::matrix::{MatMut, MatRef};
 use num_traits::Float;
 use std::mem::MaybeUninit;
@@ -142,44 +146,11 @@ fn gemm_impl<T: Float, const NR: usize, const H: usize, const FMA: bool>(
     }
     // Columns rounded up to whole half-blocks; the padding is computed but never stored.
     let width = n.div_ceil(H) * H;
-    // B as row-major `k × width` with a known row stride: in place when possible, else a
-    // zero-padded copy (k·n copies against m·k·n multiply-adds).
     // The copy lives on the stack when it fits: a heap buffer per product costs a visible share
     // of a 32×20×20 product.
     let mut stack = [MaybeUninit::<T>::uninit(); STACK_PACK];
     let mut heap: Vec<T> = Vec::new();
-    let (bp, brs): (*const T, isize) = if b.col_stride() == 1 && n == width {
-        (b.as_ptr(), b.row_stride())
-    } else {
-        let dst: *mut T = if k * width <= STACK_PACK {
-            stack.as_mut_ptr().cast()
-        } else {
-            heap.reserve_exact(k * width);
-            heap.as_mut_ptr()
-        };
-        let (rs, cs) = (b.row_stride(), b.col_stride());
-        // SAFETY: `dst` has room for k·width elements, every one written below before the
-        // kernel reads it; (l, j) is inside the k×n view for l < k, j < n.
-        unsafe {
-            for l in 0..k {
-                for j in n..width {
-                    dst.add(l * width + j).write(T::zero());
-                }
-            }
-            // Walk the source along columns: a transposed view (the weights of `A Wᵀ`) has
-            // row stride 1.
-            for j in 0..n {
-                let mut src = b.as_ptr().offset(j as isize * cs);
-                let mut out = dst.add(j);
-                for _ in 0..k {
-                    out.write(*src);
-                    src = src.offset(rs);
-                    out = out.add(width);
-                }
-            }
-        }
-        (dst.cast_const(), width as isize)
-    };
+    let (bp, brs) = pack_b(b, width, false, &mut stack, &mut heap);
     let ops = Operands {
         a: a.as_ptr(),
         ars: a.row_stride(),
@@ -206,6 +177,61 @@ fn gemm_impl<T: Float, const NR: usize, const H: usize, const FMA: bool>(
         1 => unsafe { row_panel::<T, 1, NR, H, FMA>(&ops, i, width) },
         _ => {}
     }
+}
+
+/// `B` as row-major `k × width` (column stride 1) with its row stride: in place when it already
+/// is and needs no padding (unless `copy`), else a zero-padded copy into `stack`, or `heap` when
+/// it does not fit (k·n copies against m·k·n multiply-adds). The pointer is valid while `b`,
+/// `stack` and `heap` are.
+fn pack_b<T: Float>(
+    b: MatRef<'_, T>,
+    width: usize,
+    copy: bool,
+    stack: &mut [MaybeUninit<T>; STACK_PACK],
+    heap: &mut Vec<T>,
+) -> (*const T, isize) {
+    let (k, n) = (b.rows(), b.cols());
+    if !copy && b.col_stride() == 1 && n == width {
+        return (b.as_ptr(), b.row_stride());
+    }
+    let dst: *mut T = if k * width <= STACK_PACK {
+        stack.as_mut_ptr().cast()
+    } else {
+        heap.reserve_exact(k * width);
+        heap.as_mut_ptr()
+    };
+    let (rs, cs) = (b.row_stride(), b.col_stride());
+    // SAFETY: `dst` has room for k·width elements, every one written below before the
+    // kernel reads it; (l, j) is inside the k×n view for l < k, j < n.
+    unsafe {
+        for l in 0..k {
+            for j in n..width {
+                dst.add(l * width + j).write(T::zero());
+            }
+        }
+        // Walk the source along its smaller stride: along columns for a transposed view (the
+        // weights of `A Wᵀ`, row stride 1), along rows otherwise (a dual part, stride 2).
+        if rs.unsigned_abs() < cs.unsigned_abs() {
+            for j in 0..n {
+                let mut src = b.as_ptr().offset(j as isize * cs);
+                let mut out = dst.add(j);
+                for _ in 0..k {
+                    out.write(*src);
+                    src = src.offset(rs);
+                    out = out.add(width);
+                }
+            }
+        } else {
+            for l in 0..k {
+                let src = b.as_ptr().offset(l as isize * rs);
+                let out = dst.add(l * width);
+                for j in 0..n {
+                    out.add(j).write(*src.offset(j as isize * cs));
+                }
+            }
+        }
+    }
+    (dst.cast_const(), width as isize)
 }
 
 /// Rows `i0..i0+R` of `C`: full `NR`-wide blocks, then one `H`-wide block if `width` needs it.
@@ -253,18 +279,40 @@ unsafe fn block<T: Float, const R: usize, const W: usize, const FMA: bool>(
             }
         }
     }
-    // The stores index by run-time values (the row, the edge width), so they read a copy:
-    // any such index into `acc` itself would keep the accumulators in memory through the
-    // whole `l` loop instead of in registers.
+    // A copy, so that the stores' run-time indices do not touch `acc` (see `store_block`).
     let out = acc;
-    let w = W.min(ops.n - j0);
+    store_block(&out, ops.c, ops.crs, ops.ccs, i0, j0, ops.n, ops.accumulate);
+}
+
+/// Stores (or adds, with `accumulate`) an `R×W` block at `(i0, j0)` of `C`, only its columns
+/// below `n`.
+///
+/// The stores index by run-time values (the row, the edge width), so callers pass a copy of
+/// their accumulators: any such index into the accumulators themselves would keep them in
+/// memory through the whole `l` loop instead of in registers.
+///
+/// # Safety
+/// Rows `i0..i0+R` and columns `j0..min(j0+W, n)` of `C` must be in bounds.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn store_block<T: Float, const R: usize, const W: usize>(
+    out: &[[T; W]; R],
+    c: *mut T,
+    crs: isize,
+    ccs: isize,
+    i0: usize,
+    j0: usize,
+    n: usize,
+    accumulate: bool,
+) {
+    let w = W.min(n - j0);
     for (r, row) in out.iter().enumerate() {
-        let crow = ops.c.offset((i0 + r) as isize * ops.crs + j0 as isize * ops.ccs);
-        if ops.ccs == 1 && w == W {
+        let crow = c.offset((i0 + r) as isize * crs + j0 as isize * ccs);
+        if ccs == 1 && w == W {
             // A whole contiguous block row: vector stores instead of W scalar ones, which
             // would cost as much as the block's arithmetic when k is small.
             let dst = &mut *(crow as *mut [T; W]);
-            if ops.accumulate {
+            if accumulate {
                 for t in 0..W {
                     dst[t] = dst[t] + row[t];
                 }
@@ -273,8 +321,8 @@ unsafe fn block<T: Float, const R: usize, const W: usize, const FMA: bool>(
             }
         } else {
             for (t, &x) in row.iter().enumerate().take(w) {
-                let dst = crow.offset(t as isize * ops.ccs);
-                *dst = if ops.accumulate { *dst + x } else { x };
+                let dst = crow.offset(t as isize * ccs);
+                *dst = if accumulate { *dst + x } else { x };
             }
         }
     }
