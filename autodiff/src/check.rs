@@ -86,13 +86,6 @@ pub fn compare(
     reference: &[f64],
     tolerance: f64,
 ) -> Result<CheckReport> {
-    if computed.len() != reference.len() {
-        return Err(AutodiffError::shape(
-            format!("compare ({check})"),
-            crate::Shape::new(computed.len(), 1),
-            crate::Shape::new(reference.len(), 1),
-        ));
-    }
     compare_above(check, computed, reference, tolerance, 0.0)
 }
 

@@ -8,7 +8,7 @@
 //! `C.eps` sums its two products term by term in order of `l` rather than one product after
 //! the other, so it may differ from three separate products in the last bits.
 
-use super::{pack_b, store_block, STACK_PACK};
+use super::{pack_b, store_block, Path, STACK_PACK};
 use crate::matrix::{MatMut, MatRef};
 use num_traits::Float;
 use std::mem::MaybeUninit;
@@ -53,25 +53,14 @@ fn dispatch<T: Float, const NR: usize, const H: usize, const NR2: usize, const H
     c: PartsMut<'_, T>,
     accumulate: bool,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let n = b.0.cols();
-        // As for the real kernel: the wider blocks where they pad no more.
-        if n >= NR2
-            && n.div_ceil(H2) * H2 == n.div_ceil(H) * H
-            && std::is_x86_feature_detected!("avx512f")
-        {
-            // SAFETY: the CPU supports AVX-512F.
-            unsafe { dual_avx512::<T, NR2, H2>(a, b, c, accumulate) };
-            return;
-        }
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU supports AVX2 and FMA.
-            unsafe { dual_avx2::<T, NR, H>(a, b, c, accumulate) };
-            return;
-        }
+    match Path::choose(b.0.cols(), NR2, H2, H) {
+        // SAFETY: `choose` saw the CPU support each path's features.
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512 => unsafe { dual_avx512::<T, NR2, H2>(a, b, c, accumulate) },
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2 => unsafe { dual_avx2::<T, NR, H>(a, b, c, accumulate) },
+        _ => dual_impl::<T, 2, NR, H, false>(a, b, c, accumulate),
     }
-    dual_impl::<T, 2, NR, H, false>(a, b, c, accumulate);
 }
 
 /// Two rows per block with AVX2: 2 × 2 × 2 accumulator registers, 4 for `B`, 2 broadcasts.

@@ -69,27 +69,45 @@ fn dispatch<T: Float, const NR: usize, const H: usize, const NR2: usize, const H
     c: MatMut<'_, T>,
     accumulate: bool,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // The wider blocks pay only when they pad C's rows no more than the narrower ones:
-        // on the 10-20-20-3 MLP's products (n = 3, 10, 20) the AVX2 blocks run 1.2–3× faster,
-        // at n = 32, 40, 48 the AVX-512 ones do (see the `small_gemm` example).
-        let n = b.cols();
-        if n >= NR2
-            && n.div_ceil(H2) * H2 == n.div_ceil(H) * H
-            && std::is_x86_feature_detected!("avx512f")
-        {
-            // SAFETY: the CPU supports AVX-512F (which includes the fused multiply-add).
-            unsafe { gemm_avx512::<T, NR2, H2>(a, b, c, accumulate) };
-            return;
-        }
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-            unsafe { gemm_avx2::<T, NR, H>(a, b, c, accumulate) };
-            return;
-        }
+    match Path::choose(b.cols(), NR2, H2, H) {
+        // SAFETY: `choose` saw the CPU support each path's features.
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512 => unsafe { gemm_avx512::<T, NR2, H2>(a, b, c, accumulate) },
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2 => unsafe { gemm_avx2::<T, NR, H>(a, b, c, accumulate) },
+        _ => gemm_impl::<T, NR, H, false>(a, b, c, accumulate),
     }
-    gemm_impl::<T, NR, H, false>(a, b, c, accumulate);
+}
+
+/// The instruction set a kernel runs with.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Path {
+    Avx512,
+    Avx2,
+    Baseline,
+}
+
+impl Path {
+    /// For `n` columns of `C`, with AVX-512 blocks `wide` columns wide (tails `wide_half`) and
+    /// AVX2 tails `half`: the wider blocks pay only when they pad C's rows no more than the
+    /// narrower ones. On the 10-20-20-3 MLP's products (n = 3, 10, 20) the AVX2 blocks run
+    /// 1.2–3× faster, at n = 32, 40, 48 the AVX-512 ones do (see the `small_gemm` example).
+    pub(super) fn choose(n: usize, wide: usize, wide_half: usize, half: usize) -> Path {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if n >= wide
+                && n.div_ceil(wide_half) * wide_half == n.div_ceil(half) * half
+                && std::is_x86_feature_detected!("avx512f")
+            {
+                return Path::Avx512;
+            }
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                return Path::Avx2;
+            }
+        }
+        Path::Baseline
+    }
 }
 
 /// The same kernel compiled for AVX2 with fused multiply-adds, so each `NR`-wide row of a block
