@@ -17,7 +17,7 @@
 //! process.
 
 use autodiff::random::{random_matrix, random_vector};
-use autodiff::{Matrix, Retain, Scalar, Tape};
+use autodiff::{Dual, Matrix, Retain, Scalar, Tape};
 use curvature::loss::{BernoulliLogits, PredictiveDistribution, SoftmaxCrossEntropy};
 use curvature::{Activation, Mlp, Model, Problem, ShardedProblem};
 use rand::{rngs::StdRng, SeedableRng};
@@ -352,6 +352,24 @@ struct Inputs<'a> {
     y: &'a Matrix<f64>,
 }
 
+/// Time of one dual product `A Wᵀ` over three real products of the same shape, from 7
+/// back-to-back pairs: the efficiency lost to the stride-2 real and tangent parts, which is why
+/// `H v` sits above its FLOP floor.
+fn dual_product_overhead() -> f64 {
+    let (m, k, n) = (1000, 784, 1000);
+    let a = Matrix::from_fn(m, k, |i, j| ((i * 7 + j * 3) % 11) as f64 * 0.1);
+    let w = Matrix::from_fn(n, k, |i, j| ((i * 5 + j * 3) % 13) as f64 * 0.1);
+    let (ad, wd) = (a.map(|x| Dual::new(x, 0.5 * x)), w.map(|x| Dual::new(x, -0.3 * x)));
+    let (mut c, mut cd) = (Matrix::<f64>::zeros(m, n), Matrix::<Dual<f64>>::zeros(m, n));
+    let mut real = || {
+        for _ in 0..3 {
+            f64::gemm(a.as_ref(), w.as_ref().t(), c.as_mut(), false);
+        }
+    };
+    let mut dual = || Dual::<f64>::gemm(ad.as_ref(), wd.as_ref().t(), cd.as_mut(), false);
+    paired_ratio(7, &mut real, &mut dual)
+}
+
 /// One op as a closure to time, or `None` where the combination is not benchmarked. With
 /// `sharded`, the f64 ops run on its row blocks, one thread each.
 fn op_closure<'a>(
@@ -463,6 +481,13 @@ fn main() {
          each row's GEMM column is the one-thread rate measured around it, and 'of GEMM' \
          compares with threads × that rate"
     );
+    if args.workloads.iter().any(|w| w == "w1") {
+        println!(
+            "dual product 1000×784×1000 (W1's first layer in H v) over three real ones: {:.2}× \
+             (median of 7 pairs; the stride-2 parts cost this over contiguous operands)",
+            dual_product_overhead()
+        );
+    }
     let mut json = Vec::new();
     let mut rows: Vec<Row> = Vec::new();
     let mut memory_ratio = f64::NAN;
