@@ -82,7 +82,7 @@ fn poly12(c: &[f64; 12], t: f64) -> f64 {
     (q0 + q1 * t4) + q2 * t8
 }
 
-/// `eʸ = (hi + lo) · s₁ · s₂` for `y` in `[-746, 60]` (callers clamp); NaN for NaN.
+/// `eʸ = (hi + lo) · s₁ · s₂` for `y` in `[-746, 710]` (callers clamp); NaN for NaN.
 ///
 /// `hi + lo` is `eʳ` to about 2⁻⁶⁰ relative, so callers can add it to other terms with one
 /// rounding. The scale is split as `2^⌊k/2⌋ · 2^⌈k/2⌉` so that neither factor leaves the normal
@@ -195,6 +195,21 @@ fn tanh_chunked(x: &[f64], out: &mut [f64]) {
     map_loop!(xs.remainder(), os.into_remainder(), tanh_one);
 }
 
+/// `eˣ` for one element: `(hi + lo) 2ᵏ` rounded once (twice only for a subnormal result);
+/// overflows to infinity from `x ≈ 709.78` and underflows to zero below `≈ -745.13`.
+#[inline(always)]
+fn exp_one(x: f64) -> f64 {
+    // Clamped so that k stays in range; e^710 and e^-746 already round to ∞ and 0 (NaN passes).
+    let (hi, lo, s1, s2) = exp_split(x.clamp(-746.0, 710.0));
+    (hi + lo) * s1 * s2
+}
+
+/// `out[i] = exp(x[i])`.
+#[inline(always)]
+fn exp_loop(x: &[f64], out: &mut [f64]) {
+    map_loop!(x, out, exp_one);
+}
+
 /// `out[i] = sigmoid(x[i])` (one formula: nothing to choose per chunk).
 #[inline(always)]
 fn sigmoid_loop(x: &[f64], out: &mut [f64]) {
@@ -241,6 +256,13 @@ macro_rules! bulk {
 
 bulk!(tanh_bulk, tanh_chunked, tanh_avx512, tanh_avx2);
 bulk!(sigmoid_bulk, sigmoid_loop, sigmoid_avx512, sigmoid_avx2);
+bulk!(exp_bulk, exp_loop, exp_avx512, exp_avx2);
+
+/// `out[i] = exp(x[i])`, within 1 ulp of glibc's `exp` (vectorized; the softmax losses use it
+/// over whole batches); panics if the lengths differ.
+pub fn exp_f64(x: &[f64], out: &mut [f64]) {
+    exp_bulk(x, out);
+}
 
 fn check_lengths(x: usize, out: usize) {
     assert_eq!(x, out, "bulk function: input has {x} elements, output {out}");
@@ -422,6 +444,26 @@ mod tests {
         assert_eq!((s[4], s[5], s[6], s[7]), (1.0, -1.0, 1.0, -1.0));
         let mut nan = [0.0];
         tanh_f64(&[f64::NAN], &mut nan);
+        assert!(nan[0].is_nan());
+    }
+
+    #[test]
+    fn exp_is_within_one_ulp_of_libm() {
+        let mut xs: Vec<f64> =
+            (0..=2_000_000).map(|i| -745.2 + 1455.0 * (i as f64) / 2e6).collect();
+        xs.extend(arguments().iter().filter(|x| x.abs() < 30.0));
+        xs.extend([0.0, -0.0, 1e-300, -1e-300, 709.78, 709.79, -745.13, -745.14, 1e308, -1e308]);
+        let mut out = vec![0.0; xs.len()];
+        exp_f64(&xs, &mut out);
+        let (err, at) = worst(&xs, &out, f64::exp);
+        eprintln!("exp: worst {err} ulp at x = {at:e} over {} arguments", xs.len());
+        assert!(err <= 1, "exp: {err} ulp at x = {at:e}");
+        same_on_every_path(&xs, &out, exp_one, exp_avx512, exp_avx2);
+        let mut s = [0.0; 4];
+        exp_f64(&[f64::INFINITY, f64::NEG_INFINITY, 800.0, -800.0], &mut s);
+        assert_eq!(s, [f64::INFINITY, 0.0, f64::INFINITY, 0.0]);
+        let mut nan = [0.0];
+        exp_f64(&[f64::NAN], &mut nan);
         assert!(nan[0].is_nan());
     }
 

@@ -201,6 +201,7 @@ fn gemm_impl<T: Float, const NR: usize, const H: usize, const FMA: bool>(
 /// is and needs no padding (unless `copy`), else a zero-padded copy into `stack`, or `heap` when
 /// it does not fit (k·n copies against m·k·n multiply-adds). The pointer is valid while `b`,
 /// `stack` and `heap` are.
+#[inline(always)]
 fn pack_b<T: Float>(
     b: MatRef<'_, T>,
     width: usize,

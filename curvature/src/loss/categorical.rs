@@ -3,6 +3,7 @@
 
 use super::PredictiveDistribution;
 use crate::error::{CurvatureError, Result};
+use autodiff::Matrix;
 use rand::{Rng, RngCore};
 
 /// Stable softmax of one row.
@@ -70,6 +71,24 @@ impl PredictiveDistribution for SoftmaxCrossEntropy {
         let total: f64 = y.iter().sum();
         for k in 0..z.len() {
             out[k] = total * out[k] - y[k];
+        }
+    }
+    /// The softmax of every row with one vectorized `exp` over the batch
+    /// ([`autodiff::fast_math::exp_f64`], within 1 ulp of libm), then `(Σ_j y_j) p − y`.
+    fn grad_z_rows(&self, z: &Matrix<f64>, y: &Matrix<f64>, out: &mut Matrix<f64>) {
+        let cols = z.cols().max(1);
+        let mut shifted = z.data().to_vec();
+        for row in shifted.chunks_mut(cols) {
+            let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            row.iter_mut().for_each(|v| *v -= max);
+        }
+        autodiff::fast_math::exp_f64(&shifted, out.data_mut());
+        let rows = out.data_mut().chunks_mut(cols).zip(y.data().chunks(cols));
+        for (p, t) in rows {
+            let (norm, total) = (p.iter().sum::<f64>(), t.iter().sum::<f64>());
+            for (pk, tk) in p.iter_mut().zip(t) {
+                *pk = total * (*pk / norm) - tk;
+            }
         }
     }
     fn apply_h_l(&self, z: &[f64], y: &[f64], u: &[f64], out: &mut [f64]) {

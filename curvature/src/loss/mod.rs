@@ -55,6 +55,15 @@ pub trait PredictiveDistribution: Send + Sync {
     /// `out ← ∇_z L(y, z)`.
     fn grad_z(&self, z: &[f64], y: &[f64], out: &mut [f64]);
 
+    /// [`grad_z`](Self::grad_z) for every row of a batch at once (`z`, `y` and `out` one
+    /// example per row, shapes checked by the caller). The default loops over the rows; a loss
+    /// overrides it to vectorize across rows (the softmax's `exp` over the whole batch).
+    fn grad_z_rows(&self, z: &Matrix<f64>, y: &Matrix<f64>, out: &mut Matrix<f64>) {
+        for r in 0..z.rows() {
+            self.grad_z(z.row(r), y.row(r), out.row_mut(r));
+        }
+    }
+
     /// `out ← H_L u`, the Hessian of `L` in `z` applied to `u`.
     fn apply_h_l(&self, z: &[f64], y: &[f64], u: &[f64], out: &mut [f64]);
 
@@ -156,11 +165,9 @@ pub fn loss_gradient(
 ) -> Result<Matrix<f64>> {
     check_batch(dist, "loss_gradient", z, y)?;
     let mut out = Matrix::zeros(z.rows(), z.cols());
+    dist.grad_z_rows(z, y, &mut out);
     let scale = 1.0 / z.rows() as f64;
-    for r in 0..z.rows() {
-        dist.grad_z(z.row(r), y.row(r), out.row_mut(r));
-        out.row_mut(r).iter_mut().for_each(|x| *x *= scale);
-    }
+    out.data_mut().iter_mut().for_each(|x| *x *= scale);
     Ok(out)
 }
 

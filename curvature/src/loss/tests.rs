@@ -6,7 +6,7 @@ use super::*;
 use autodiff::check::{central_difference, compare};
 use autodiff::linalg::symmetric_eigen;
 use autodiff::random::random_vector;
-use rand::{rngs::StdRng, SeedableRng};
+use rand::{rngs::StdRng, Rng, SeedableRng};
 
 /// A valid output row for each distribution (positive precisions, probabilities on the simplex).
 fn random_output(name: &str, m: usize, rng: &mut StdRng) -> Vec<f64> {
@@ -310,4 +310,33 @@ fn section13_bound_for_squared_error_is_half_mean_squared_residual() {
     let want = -(0.25 + 4.0 + 9.0 + 0.25) / 4.0;
     let got = section13_bound(&SquaredError, &z, &y).unwrap();
     assert!((got - want).abs() < 1e-14, "{got} vs {want}");
+}
+
+/// The softmax loss's batched `∇_z L` (one vectorized `exp` over the batch) against its
+/// per-row `grad_z` (libm `exp`), including logits of ±700 that overflow an unshifted `exp`
+/// and probability targets; agreement to 1e-15 of `1 + Σ y`, a few ulp of either.
+#[test]
+fn batched_softmax_gradient_equals_the_per_row_one() {
+    let mut rng = StdRng::seed_from_u64(21);
+    for (rows, cols, spread) in [(1, 2, 1.0), (7, 3, 5.0), (33, 10, 700.0), (64, 17, 40.0)] {
+        let z = Matrix::from_fn(rows, cols, |_, _| spread * (2.0 * rng.random::<f64>() - 1.0));
+        let y = Matrix::from_fn(rows, cols, |i, j| {
+            if i % 2 == 0 {
+                f64::from(j == i % cols)
+            } else {
+                0.5 * rng.random::<f64>()
+            }
+        });
+        let mut batched = Matrix::zeros(rows, cols);
+        SoftmaxCrossEntropy.grad_z_rows(&z, &y, &mut batched);
+        for r in 0..rows {
+            let mut want = vec![0.0; cols];
+            SoftmaxCrossEntropy.grad_z(z.row(r), y.row(r), &mut want);
+            let total: f64 = y.row(r).iter().sum();
+            for (a, b) in batched.row(r).iter().zip(&want) {
+                assert!(a.is_finite(), "row {r}: {a}");
+                assert!((a - b).abs() <= 1e-15 * (1.0 + total), "row {r}: {a} vs {b}");
+            }
+        }
+    }
 }
