@@ -53,7 +53,7 @@ fn dispatch<T: Float, const NR: usize, const H: usize, const NR2: usize, const H
     c: PartsMut<'_, T>,
     accumulate: bool,
 ) {
-    match Path::choose(b.0.cols(), NR2, H2, H) {
+    match Path::choose_dual(b.0.cols(), H2) {
         // SAFETY: `choose` saw the CPU support each path's features.
         #[cfg(target_arch = "x86_64")]
         Path::Avx512 => unsafe { dual_avx512::<T, NR2, H2>(a, b, c, accumulate) },

@@ -91,8 +91,10 @@ pub(super) enum Path {
 impl Path {
     /// For `n` columns of `C`, with AVX-512 blocks `wide` columns wide (tails `wide_half`) and
     /// AVX2 tails `half`: the wider blocks pay only when they pad C's rows no more than the
-    /// narrower ones. On the 10-20-20-3 MLP's products (n = 3, 10, 20) the AVX2 blocks run
-    /// 1.2–3× faster, at n = 32, 40, 48 the AVX-512 ones do (see the `small_gemm` example).
+    /// narrower ones. At n = 32, 40, 48 the AVX-512 blocks run faster (see the `small_gemm`
+    /// example); on the 10-20-20-3 MLP's products a same-process A/B of the two paths was
+    /// mixed (AVX-512 0.88× on 32×20×20 with `Wᵀ` and on 20×32×10, but 1.19× on 20×32×20 and
+    /// 2.6× on 3×32×20), so the rule stands.
     pub(super) fn choose(n: usize, wide: usize, wide_half: usize, half: usize) -> Path {
         #[cfg(target_arch = "x86_64")]
         {
@@ -102,11 +104,33 @@ impl Path {
             {
                 return Path::Avx512;
             }
+        }
+        Path::avx2_or_baseline()
+    }
+
+    fn avx2_or_baseline() -> Path {
+        #[cfg(target_arch = "x86_64")]
+        {
             if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
                 return Path::Avx2;
             }
         }
         Path::Baseline
+    }
+
+    /// For the dual kernel: AVX-512 from `n ≥ wide_half` on, padding or not. Its blocks have
+    /// four rows to AVX2's two (the registers allow no more), so each packed row of `B` feeds
+    /// twice the multiply-adds; in same-process A/B runs on the 10-20-20-3 MLP's dual products
+    /// that outweighed the padding on every shape with `n ≥ 8` (0.66–0.93× the time), save
+    /// `k = 3` (1.04×).
+    pub(super) fn choose_dual(n: usize, wide_half: usize) -> Path {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if n >= wide_half && std::is_x86_feature_detected!("avx512f") {
+                return Path::Avx512;
+            }
+        }
+        Path::avx2_or_baseline()
     }
 }
 
