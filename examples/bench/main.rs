@@ -14,17 +14,23 @@
 //! [--dtype f64,f32] [--threads 1,2] [--runs 10] [--json PATH]`. A thread count t > 1 runs
 //! every f64 op through a `ShardedProblem` of t row blocks (data parallelism over the batch),
 //! each block on single-threaded GEMMs, and reports the speedup over one thread in the same
-//! process.
+//! process. W3's one-thread rows are sampled round-robin across its ops (see
+//! `round_robin_times`). The `f32` rows (one thread) run every op but `F v` on `autodiff` directly
+//! ([`tape_ops`]; `curvature` is `f64`), each first checked against its `f64` result; their
+//! `÷ grad*` is to the `f32` gradient.
 
 use autodiff::random::{random_matrix, random_vector};
-use autodiff::{Dual, Matrix, Retain, Scalar, Tape};
+use autodiff::{Dual, Matrix, Scalar};
 use curvature::loss::{BernoulliLogits, PredictiveDistribution, SoftmaxCrossEntropy};
-use curvature::{Activation, Mlp, Model, Problem, ShardedProblem};
+use curvature::{Activation, Mlp, Problem, ShardedProblem};
 use rand::{rngs::StdRng, SeedableRng};
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Instant;
+
+mod tape_ops;
 
 /// The system allocator, counting live heap bytes and their high-water mark, so the peak
 /// memory of an op is measured exactly (RSS would also count what the allocator keeps from
@@ -164,28 +170,6 @@ fn gemm_rate_around<T: Scalar, R>(op: impl FnOnce() -> R) -> (R, f64) {
     let result = op();
     times.extend(gemm_times::<T>(3));
     (result, gemm_rate(times))
-}
-
-/// `(loss, gradient)` on a tape over `T` with the loss written on the tape (for f32).
-fn tape_gradient<T: Scalar>(w: &Workload, theta: &[f64], x: &Matrix<f64>, y: &Matrix<f64>) -> T {
-    let tape = Tape::<T>::new();
-    let th = tape.input(Matrix::column(theta.iter().map(|&v| T::from_f64(v)).collect()));
-    let xv = tape.constant_f64(x);
-    let yv = tape.constant_f64(y);
-    let z = w.mlp.forward(&tape, th, xv).unwrap();
-    let scale = -1.0 / w.batch as f64;
-    let loss = if w.bernoulli {
-        // Σ softplus(z) − y z, averaged.
-        z.softplus().unwrap().sub(z.mul(yv).unwrap()).unwrap().sum().unwrap().scale(-scale).unwrap()
-    } else {
-        z.log_softmax().unwrap().mul(yv).unwrap().sum().unwrap().scale(scale).unwrap()
-    };
-    let g = tape
-        .backward_with_seeds(&[(loss, Matrix::filled(1, 1, T::one()))], Retain::Inputs)
-        .unwrap();
-    let value = loss.value()[(0, 0)];
-    black_box(g.wrt(th).map(|m| m.data()[0]));
-    value
 }
 
 struct Args {
@@ -350,6 +334,9 @@ struct Inputs<'a> {
     u: &'a Matrix<f64>,
     x: &'a Matrix<f64>,
     y: &'a Matrix<f64>,
+    /// `v` and `u` rounded to `f32`, for the `f32` ops.
+    v32: Matrix<f32>,
+    u32: Matrix<f32>,
 }
 
 /// Time of one dual product `A Wᵀ` over three real products of the same shape, from 7
@@ -379,6 +366,7 @@ fn op_closure<'a>(
     dtype: &str,
 ) -> Option<Box<dyn FnMut() + 'a>> {
     let (problem, theta, v, u) = (&inp.problem, inp.theta, inp.v, inp.u);
+    let (w, x, y) = (inp.w, inp.x, inp.y);
     if let Some(sh) = sharded {
         return Some(match (dtype, op) {
             ("f64", "loss") => Box::new(move || drop(black_box(sh.at(theta).unwrap().loss()))),
@@ -437,11 +425,77 @@ fn op_closure<'a>(
             let pass = problem.at(theta).unwrap();
             Box::new(move || drop(black_box(pass.ggn_vector_product(v))))
         }
-        ("f32", "gradient") => Box::new(move || {
-            black_box(tape_gradient::<f32>(inp.w, theta, inp.x, inp.y));
+        ("f32", "loss") => Box::new(move || {
+            black_box(tape_ops::loss::<f32>(w, theta, x, y));
         }),
+        ("f32", "gradient") => {
+            Box::new(move || drop(black_box(tape_ops::gradient::<f32>(w, theta, x, y))))
+        }
+        ("f32", "jvp") => Box::new(move || {
+            drop(black_box(tape_ops::Forward::<f32>::new(w, theta, x).jvp(&inp.v32)))
+        }),
+        ("f32", "vjp") => Box::new(move || {
+            drop(black_box(tape_ops::Forward::<f32>::new(w, theta, x).vjp(&inp.u32)))
+        }),
+        ("f32", "hvp") => {
+            Box::new(move || drop(black_box(tape_ops::hvp::<f32>(w, theta, v, x, y))))
+        }
+        ("f32", "ggn") => Box::new(move || {
+            drop(black_box(tape_ops::Forward::<f32>::new(w, theta, x).ggn(w, y, &inp.v32)))
+        }),
+        ("f32", "empirical_fisher") => Box::new(move || {
+            let pass = tape_ops::Forward::<f32>::new(w, theta, x);
+            drop(black_box(pass.empirical_fisher(w, y, &inp.v32)))
+        }),
+        ("f32", "ggn_repeated") => {
+            let pass = tape_ops::Forward::<f32>::new(w, theta, x);
+            Box::new(move || drop(black_box(pass.ggn(w, y, &inp.v32))))
+        }
         _ => return None,
     })
+}
+
+/// `(median, min)` of every one-thread op of a workload whose ops take microseconds, keyed by
+/// `(op, dtype)`, their runs sampled round-robin (one run of each op per round, after a warm-up
+/// of each): a burst of outside load on this shared machine outlasts a whole row of such runs,
+/// and would otherwise land on one row alone. A run is the mean of `CALLS` back-to-back calls,
+/// so that each op is timed warm, as when it is called repeatedly, not right after the others
+/// have evicted its data (single calls round-robin run ~1.5× slower).
+fn round_robin_times(
+    inp: &Inputs<'_>,
+    ops: &[String],
+    dtypes: &[String],
+    runs: usize,
+) -> HashMap<(String, String), (f64, f64)> {
+    type Keyed<'a> = ((String, String), Box<dyn FnMut() + 'a>);
+    let mut closures: Vec<Keyed<'_>> = Vec::new();
+    for dtype in dtypes {
+        for op in ops {
+            if let Some(run) = op_closure(inp, None, op, dtype) {
+                closures.push(((op.clone(), dtype.clone()), run));
+            }
+        }
+    }
+    const CALLS: usize = 10;
+    closures.iter_mut().for_each(|(_, run)| run());
+    let mut samples = vec![Vec::with_capacity(runs); closures.len()];
+    for _ in 0..runs {
+        for ((_, run), times) in closures.iter_mut().zip(&mut samples) {
+            let start = Instant::now();
+            for _ in 0..CALLS {
+                run();
+            }
+            times.push(start.elapsed().as_secs_f64() / CALLS as f64);
+        }
+    }
+    closures
+        .into_iter()
+        .zip(samples)
+        .map(|((key, _), mut t)| {
+            t.sort_by(f64::total_cmp);
+            (key, (t[t.len() / 2], t[0]))
+        })
+        .collect()
 }
 
 /// The median over `runs` back-to-back pairs of `time(b) / time(a)`, after one warm-up of each:
@@ -530,26 +584,47 @@ fn main() {
             "÷ grad*",
             "speedup*"
         );
-        let inputs = Inputs { w: &w, problem, theta: &theta, v: &v, u: &u, x: &x, y: &y };
+        let (v32, u32) =
+            (Matrix::column(v.iter().map(|&a| a as f32).collect()), u.map(|a| a as f32));
+        let inputs = Inputs { w: &w, problem, theta: &theta, v: &v, u: &u, x: &x, y: &y, v32, u32 };
+        if args.dtypes.iter().any(|d| d == "f32") {
+            let error = tape_ops::check(&w, &inputs.problem, (&theta, &v, &u));
+            println!(
+                "f32 ops against the f64 ones: largest relative error {error:.1e} (limit 1e-3)"
+            );
+            // (NaN fails too.)
+            if error.is_nan() || error >= 1e-3 {
+                eprintln!("bench: an f32 op disagrees with its f64 counterpart; nothing timed");
+                std::process::exit(1);
+            }
+        }
+        let interleaved =
+            (w.name == "w3").then(|| round_robin_times(&inputs, &args.ops, &args.dtypes, runs));
         for &threads in &args.threads {
             let sharded = (threads > 1).then(|| ShardedProblem::new(&problem, threads).unwrap());
             for dtype in &args.dtypes {
                 for op in &args.ops {
-                    if dtype != "f64" && (op != "gradient" || threads > 1) {
+                    if dtype != "f64" && threads > 1 {
                         continue;
                     }
                     let Some(mut run) = op_closure(&inputs, sharded.as_ref(), op, dtype) else {
                         continue;
                     };
+                    let stored = interleaved
+                        .as_ref()
+                        .filter(|_| threads == 1)
+                        .and_then(|t| t.get(&(op.clone(), dtype.clone())).copied());
+                    let mut timed = || stored.unwrap_or_else(|| time(runs, &mut run));
                     let ((median, min), gemm) = if dtype == "f32" {
-                        gemm_rate_around::<f32, _>(|| time(runs, &mut run))
+                        gemm_rate_around::<f32, _>(&mut timed)
                     } else {
-                        gemm_rate_around::<f64, _>(|| time(runs, &mut run))
+                        gemm_rate_around::<f64, _>(&mut timed)
                     };
                     // Ratios from back-to-back pairs (see `paired_ratio`): to the one-thread
                     // f64 gradient, and the speedup over the same op on one thread.
-                    let ratio = if threads == 1 && !(op == "gradient" && dtype == "f64") {
-                        let mut g = op_closure(&inputs, None, "gradient", "f64").unwrap();
+                    // (An f32 op is compared with the f32 gradient.)
+                    let ratio = if threads == 1 && op != "gradient" {
+                        let mut g = op_closure(&inputs, None, "gradient", dtype).unwrap();
                         paired_ratio(runs, &mut g, &mut run)
                     } else if threads == 1 {
                         1.0

@@ -1,0 +1,192 @@
+//! The benchmark's ops for any scalar type, written on `autodiff` directly (the `curvature`
+//! crate is `f64` by design): what the `f32` rows time.
+//!
+//! Each op records the forward pass on a fresh tape, as the `f64` rows do through
+//! `Problem::at`, except `ggn_repeated`, which reuses one. The products are the same as
+//! `curvature`'s: `J v` by a tangent sweep, `Jᵀ u` by a reverse sweep, `H v` by a reverse sweep
+//! over dual numbers, `G v = Jᵀ (H_L J v)` with `H_L J v` the tangent of `∇_z h` on a tape of dual
+//! numbers holding only the loss (`z + ε J v` its input), and the empirical Fisher
+//! `F̄ v = Σ_n J_nᵀ g_n (g_nᵀ J_n v) / N` from the rows `g_n / N` of `∇_z h`. `F v` equals `G v`
+//! for both benchmark losses (natural parameters, Section 9.2), so it has no `f32` row.
+//! [`check`] compares every op with the `f64` one before anything is timed.
+
+use super::Workload;
+use autodiff::{Dual, Matrix, Retain, Scalar, Tape, Var};
+use curvature::{Model, Problem};
+use std::hint::black_box;
+
+/// The mean loss `h` of a workload on the tape of `z`.
+fn mean_loss<'t, T: Scalar>(
+    w: &Workload,
+    z: Var<'t, T>,
+    y: Var<'t, T>,
+) -> autodiff::Result<Var<'t, T>> {
+    let scale = 1.0 / w.batch as f64;
+    if w.bernoulli {
+        // Σ softplus(z) − y z, averaged.
+        z.softplus()?.sub(z.mul(y)?)?.sum()?.scale(scale)
+    } else {
+        z.log_softmax()?.mul(y)?.sum()?.scale(-scale)
+    }
+}
+
+/// A forward pass at θ on a tape over `T`: the tape, θ's node and the output `z`.
+pub struct Forward<T: Scalar> {
+    tape: Tape<T>,
+    theta: usize,
+    z: usize,
+}
+
+impl<T: Scalar> Forward<T> {
+    pub fn new(w: &Workload, theta: &[f64], x: &Matrix<f64>) -> Self {
+        let tape = Tape::<T>::new();
+        let th = tape.input(Matrix::column(theta.iter().map(|&v| T::from_f64(v)).collect()));
+        let xv = tape.constant_f64(x);
+        let z = w.mlp.forward(&tape, th, xv).expect("bench: forward").index();
+        let theta = th.index();
+        Forward { tape, theta, z }
+    }
+
+    fn var(&self, i: usize) -> Var<'_, T> {
+        self.tape.var(i).expect("bench: node")
+    }
+
+    /// `J v` (the output's shape).
+    pub fn jvp(&self, v: &Matrix<T>) -> Matrix<T> {
+        let (th, z) = (self.var(self.theta), self.var(self.z));
+        let mut t = self.tape.tangents_of(&[(th, v)], &[z]).expect("bench: J v");
+        t.take(z).expect("bench: J v reaches z")
+    }
+
+    /// `Jᵀ u` (θ's length).
+    pub fn vjp(&self, u: &Matrix<T>) -> Vec<T> {
+        let (th, z) = (self.var(self.theta), self.var(self.z));
+        let mut g = self.tape.backward_with_seeds(&[(z, u)], Retain::Inputs).expect("bench: Jᵀ u");
+        g.take(th).expect("bench: Jᵀ u reaches θ").into_vec()
+    }
+
+    /// `(h, ∇_z h)` from a second tape holding only the loss.
+    fn loss_head(&self, w: &Workload, y: &Matrix<f64>) -> (T, Matrix<T>) {
+        let head = Tape::<T>::new();
+        let z = head.input(self.var(self.z).value());
+        let h = mean_loss(w, z, head.constant_f64(y)).expect("bench: loss");
+        let mut g = head.backward(h, Matrix::filled(1, 1, T::one())).expect("bench: ∇_z h");
+        (h.value()[(0, 0)], g.take(z).expect("bench: ∇_z h"))
+    }
+
+    /// `H_L J v / N` (rows `H_L(z_n) (J v)_n / N`): the tangent of `∇_z h` along `J v`.
+    fn loss_curvature(&self, w: &Workload, y: &Matrix<f64>, jv: &Matrix<T>) -> Matrix<T> {
+        let head = Tape::<Dual<T>>::new();
+        let z = self.var(self.z).value();
+        let zd = Matrix::from_fn(z.rows(), z.cols(), |i, j| Dual::new(z[(i, j)], jv[(i, j)]));
+        let zv = head.input(zd);
+        let h = mean_loss(w, zv, head.constant_f64(y)).expect("bench: loss");
+        let mut g = head.backward(h, Matrix::filled(1, 1, Dual::from_f64(1.0))).expect("bench");
+        g.take(zv).expect("bench: ∇_z h").map(|d| d.eps)
+    }
+
+    /// `G v = Jᵀ H_L J v / N`.
+    pub fn ggn(&self, w: &Workload, y: &Matrix<f64>, v: &Matrix<T>) -> Vec<T> {
+        let jv = self.jvp(v);
+        self.vjp(&self.loss_curvature(w, y, &jv))
+    }
+
+    /// `F̄ v = Σ_n J_nᵀ g_n (g_nᵀ (J v)_n) / N` with `g_n = N (∇_z h)_n`.
+    pub fn empirical_fisher(&self, w: &Workload, y: &Matrix<f64>, v: &Matrix<T>) -> Vec<T> {
+        let jv = self.jvp(v);
+        let (_, gz) = self.loss_head(w, y);
+        let n = T::from_f64(w.batch as f64);
+        let mut u = gz.clone();
+        for r in 0..u.rows() {
+            let dot = (0..u.cols()).fold(T::zero(), |s, k| s + gz[(r, k)] * jv[(r, k)]);
+            for k in 0..u.cols() {
+                u[(r, k)] = gz[(r, k)] * dot * n;
+            }
+        }
+        self.vjp(&u)
+    }
+}
+
+/// `(h, ∇h)` by one forward and one reverse sweep on a tape over `T`.
+pub fn gradient<T: Scalar>(
+    w: &Workload,
+    theta: &[f64],
+    x: &Matrix<f64>,
+    y: &Matrix<f64>,
+) -> Vec<T> {
+    let tape = Tape::<T>::new();
+    let th = tape.input(Matrix::column(theta.iter().map(|&v| T::from_f64(v)).collect()));
+    let z = w.mlp.forward(&tape, th, tape.constant_f64(x)).expect("bench: forward");
+    let h = mean_loss(w, z, tape.constant_f64(y)).expect("bench: loss");
+    let mut g = tape.backward(h, Matrix::filled(1, 1, T::one())).expect("bench: gradient");
+    g.take(th).expect("bench: ∇h").into_vec()
+}
+
+/// `h(θ)` by one forward pass.
+pub fn loss<T: Scalar>(w: &Workload, theta: &[f64], x: &Matrix<f64>, y: &Matrix<f64>) -> T {
+    let tape = Tape::<T>::new();
+    let th = tape.input(Matrix::column(theta.iter().map(|&v| T::from_f64(v)).collect()));
+    let z = w.mlp.forward(&tape, th, tape.constant_f64(x)).expect("bench: forward");
+    let h = mean_loss(w, z, tape.constant_f64(y)).expect("bench: loss");
+    h.value()[(0, 0)]
+}
+
+/// `H v` by one forward and one reverse sweep on a tape of `θ + v ε` over `Dual<T>`.
+pub fn hvp<T: Scalar>(
+    w: &Workload,
+    theta: &[f64],
+    v: &[f64],
+    x: &Matrix<f64>,
+    y: &Matrix<f64>,
+) -> Vec<T> {
+    let tape = Tape::<Dual<T>>::new();
+    let th = tape.input(Matrix::column(
+        theta.iter().zip(v).map(|(&t, &d)| Dual::new(T::from_f64(t), T::from_f64(d))).collect(),
+    ));
+    let z = w.mlp.forward(&tape, th, tape.constant_f64(x)).expect("bench: forward");
+    let h = mean_loss(w, z, tape.constant_f64(y)).expect("bench: loss");
+    let mut g = tape.backward(h, Matrix::filled(1, 1, Dual::from_f64(1.0))).expect("bench: H v");
+    g.take(th).expect("bench: H v").data().iter().map(|d| d.eps).collect()
+}
+
+/// Relative error `‖a − b‖∞ / ‖b‖∞` of an `f32` result against the `f64` one.
+fn relative_error(a: &[f32], b: &[f64]) -> f64 {
+    let scale = b.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(f64::MIN_POSITIVE);
+    a.iter().zip(b).fold(0.0f64, |m, (&x, &y)| m.max((f64::from(x) - y).abs())) / scale
+}
+
+/// Every `f32` op against `curvature`'s `f64` result at the same θ, `v` and `u`: the largest
+/// relative error (`‖·‖∞`), which the benchmark requires to be below `1e-3` (f32 rounding over
+/// these depths is ~1e-6) before it times anything, so a row never times a wrong product.
+pub fn check(
+    w: &Workload,
+    problem: &Problem<'_, curvature::Mlp>,
+    (theta, v, u): (&[f64], &[f64], &Matrix<f64>),
+) -> f64 {
+    let (x, y) = (problem.x, problem.y);
+    let pass = problem.at(theta).expect("bench: f64 pass");
+    let forward = Forward::<f32>::new(w, theta, x);
+    let v32 = Matrix::column(v.iter().map(|&a| a as f32).collect());
+    let u32 = u.map(|a| a as f32);
+    let mut errors = vec![
+        relative_error(&[loss::<f32>(w, theta, x, y)], &[pass.loss().expect("bench")]),
+        relative_error(&gradient::<f32>(w, theta, x, y), &pass.gradient().expect("bench")),
+        relative_error(
+            forward.jvp(&v32).data(),
+            pass.jacobian_vector_product(v).expect("bench").data(),
+        ),
+        relative_error(
+            &forward.vjp(&u32),
+            &pass.transpose_jacobian_vector_product(u).expect("bench"),
+        ),
+        relative_error(
+            &hvp::<f32>(w, theta, v, x, y),
+            &pass.hessian_vector_product(v).expect("bench"),
+        ),
+        relative_error(&forward.ggn(w, y, &v32), &pass.ggn_vector_product(v).expect("bench")),
+    ];
+    let efv = pass.empirical_fisher_vector_product(v).expect("bench");
+    errors.push(relative_error(&forward.empirical_fisher(w, y, &v32), &efv));
+    black_box(&errors);
+    errors.into_iter().fold(0.0, f64::max)
+}
