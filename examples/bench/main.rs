@@ -6,9 +6,10 @@
 //! For each op: median and min of `--runs` timed runs after a warm-up, the matrix-product FLOPs
 //! of the op, GFLOP/s, that as a fraction of the GEMM rate measured in the same process
 //! (1000³ `dgemm`/`sgemm` through `matrixmultiply`), and the time as a ratio to the gradient.
-//! The ratios (`÷ grad*`, `speedup*`) are medians over back-to-back pairs of runs (the op and
-//! the one-thread gradient, or the op on t threads and on one), so a load that drifts between
-//! rows, as it does on this shared machine, cancels; the targets use them.
+//! The fraction (`of GEMM*`) and the ratios (`÷ grad*`, `speedup*`) are medians over
+//! back-to-back pairs (a GEMM and a run of the op; the op and the one-thread gradient; the op
+//! on t threads and on one), so a load that drifts between rows, as it does on this shared
+//! machine, cancels; the targets use them.
 //!
 //! Run: `cargo run --release --example bench -- [--workload w1,w2,w3] [--op gradient,hvp,…]
 //! [--dtype f64,f32] [--threads 1,2] [--runs 10] [--json PATH]`. A thread count t > 1 runs
@@ -163,13 +164,42 @@ fn gemm_rate(mut times: Vec<f64>) -> f64 {
     2e9 / times[times.len() / 2] / 1e9
 }
 
-/// The GEMM rate around one op's timing: 3 GEMMs just before and 3 just after it, so the
-/// fraction of GEMM compares two things measured under the same load on a shared machine.
-fn gemm_rate_around<T: Scalar, R>(op: impl FnOnce() -> R) -> (R, f64) {
-    let mut times = gemm_times::<T>(3);
-    let result = op();
-    times.extend(gemm_times::<T>(3));
-    (result, gemm_rate(times))
+/// The op's rate as a fraction of `threads` one-thread 1000³ GEMMs, the median over `pairs`
+/// back-to-back pairs (one GEMM, then one run of the op) so that both see the same load, and
+/// the median GEMM rate of the pairs (GFLOP/s). With `rewarm` (for ops of a few milliseconds
+/// or less) an untimed run of the op comes between the two, since the GEMM's 24 MB evict its
+/// data and a cold run is not what the row's median measures.
+fn paired_fraction<T: Scalar>(
+    pairs: usize,
+    flops: f64,
+    threads: usize,
+    rewarm: bool,
+    op: &mut dyn FnMut(),
+) -> (f64, f64) {
+    let n = 1000;
+    let a = Matrix::from_fn(n, n, |i, j| T::from_f64(((i * 7 + j * 3) % 11) as f64 * 0.1));
+    let mut c = Matrix::filled(n, n, T::zero());
+    let mut gemm = || T::gemm(a.as_ref(), a.as_ref(), c.as_mut(), false);
+    gemm();
+    op();
+    let (mut fractions, mut rates) = (Vec::with_capacity(pairs), Vec::with_capacity(pairs));
+    for _ in 0..pairs {
+        let start = Instant::now();
+        gemm();
+        let rate = 2.0 / start.elapsed().as_secs_f64();
+        if rewarm {
+            op();
+        }
+        let start = Instant::now();
+        op();
+        fractions.push(flops / start.elapsed().as_secs_f64() / 1e9 / (rate * threads as f64));
+        rates.push(rate);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    (median(fractions), median(rates))
 }
 
 struct Args {
@@ -532,8 +562,9 @@ fn main() {
     let rate32 = gemm_rate(gemm_times::<f32>(5));
     println!(
         "GEMM 1000³ one thread: dgemm {rate64:.1} GFLOP/s, sgemm {rate32:.1} GFLOP/s at start; \
-         each row's GEMM column is the one-thread rate measured around it, and 'of GEMM' \
-         compares with threads × that rate"
+         columns marked * are medians over back-to-back pairs: 'GEMM*' and 'of GEMM*' from \
+         pairs of one 1000³ GEMM and one run of the op (the op's rate against threads × the \
+         GEMM's), '÷ grad*' and 'speedup*' from pairs of runs"
     );
     if args.workloads.iter().any(|w| w == "w1") {
         println!(
@@ -579,8 +610,8 @@ fn main() {
             "min",
             "GFLOP",
             "GFLOP/s",
-            "GEMM",
-            "of GEMM",
+            "GEMM*",
+            "of GEMM*",
             "÷ grad*",
             "speedup*"
         );
@@ -614,11 +645,14 @@ fn main() {
                         .as_ref()
                         .filter(|_| threads == 1)
                         .and_then(|t| t.get(&(op.clone(), dtype.clone())).copied());
-                    let mut timed = || stored.unwrap_or_else(|| time(runs, &mut run));
-                    let ((median, min), gemm) = if dtype == "f32" {
-                        gemm_rate_around::<f32, _>(&mut timed)
+                    let (median, min) = stored.unwrap_or_else(|| time(runs, &mut run));
+                    let flops = op_flops(op, f, f1);
+                    let pairs = runs.min(10);
+                    let rewarm = median < 0.01;
+                    let (fraction, gemm) = if dtype == "f32" {
+                        paired_fraction::<f32>(pairs, flops, threads, rewarm, &mut run)
                     } else {
-                        gemm_rate_around::<f64, _>(&mut timed)
+                        paired_fraction::<f64>(pairs, flops, threads, rewarm, &mut run)
                     };
                     // Ratios from back-to-back pairs (see `paired_ratio`): to the one-thread
                     // f64 gradient, and the speedup over the same op on one thread.
@@ -637,9 +671,7 @@ fn main() {
                     } else {
                         1.0
                     };
-                    let flops = op_flops(op, f, f1);
                     let rate = flops / median / 1e9;
-                    let fraction = rate / (gemm * threads as f64);
                     println!(
                         "{op:<18} {dtype:>5} {threads:>3} {:>10.3} {:>10.3} {:>8.2} {:>8.1} {:>8.1} {:>7.0}% {:>7.2} {:>8.2}",
                         median * 1e3,
