@@ -458,9 +458,9 @@ fn op_closure<'a>(
         ("f32", "loss") => Box::new(move || {
             black_box(tape_ops::loss::<f32>(w, theta, x, y));
         }),
-        ("f32", "gradient") => {
-            Box::new(move || drop(black_box(tape_ops::gradient::<f32>(w, theta, x, y))))
-        }
+        ("f32", "gradient") => Box::new(move || {
+            drop(black_box(tape_ops::Forward::<f32>::new(w, theta, x).gradient(w, y)))
+        }),
         ("f32", "jvp") => Box::new(move || {
             drop(black_box(tape_ops::Forward::<f32>::new(w, theta, x).jvp(&inp.v32)))
         }),
@@ -471,7 +471,7 @@ fn op_closure<'a>(
             Box::new(move || drop(black_box(tape_ops::hvp::<f32>(w, theta, v, x, y))))
         }
         ("f32", "ggn") => Box::new(move || {
-            drop(black_box(tape_ops::Forward::<f32>::new(w, theta, x).ggn(w, y, &inp.v32)))
+            drop(black_box(tape_ops::Forward::<f32>::new(w, theta, x).ggn(w, &inp.v32)))
         }),
         ("f32", "empirical_fisher") => Box::new(move || {
             let pass = tape_ops::Forward::<f32>::new(w, theta, x);
@@ -479,7 +479,7 @@ fn op_closure<'a>(
         }),
         ("f32", "ggn_repeated") => {
             let pass = tape_ops::Forward::<f32>::new(w, theta, x);
-            Box::new(move || drop(black_box(pass.ggn(w, y, &inp.v32))))
+            Box::new(move || drop(black_box(pass.ggn(w, &inp.v32))))
         }
         _ => return None,
     })

@@ -2,13 +2,14 @@
 //! crate is `f64` by design): what the `f32` rows time.
 //!
 //! Each op records the forward pass on a fresh tape, as the `f64` rows do through
-//! `Problem::at`, except `ggn_repeated`, which reuses one. The products are the same as
-//! `curvature`'s: `J v` by a tangent sweep, `Jᵀ u` by a reverse sweep, `H v` by a reverse sweep
-//! over dual numbers, `G v = Jᵀ (H_L J v)` with `H_L J v` the tangent of `∇_z h` on a tape of dual
-//! numbers holding only the loss (`z + ε J v` its input), and the empirical Fisher
-//! `F̄ v = Σ_n J_nᵀ g_n (g_nᵀ J_n v) / N` from the rows `g_n / N` of `∇_z h`. `F v` equals `G v`
-//! for both benchmark losses (natural parameters, Section 9.2), so it has no `f32` row.
-//! [`check`] compares every op with the `f64` one before anything is timed.
+//! `Problem::at`, except `ggn_repeated`, which reuses one. The products are those of
+//! `curvature`, with the two benchmark losses' closed forms written here for any scalar (as
+//! `curvature`'s `PredictiveDistribution`s give them in `f64`): the gradient and `Jᵀ u` by a
+//! reverse sweep seeded at `z` (with `∇_z h` for the gradient), `J v` by a tangent sweep, `H v`
+//! by a reverse sweep over dual numbers with the loss on the tape, `G v = Jᵀ (H_L J v) / N`, and
+//! the empirical Fisher `F̄ v = Σ_n J_nᵀ g_n (g_nᵀ J_n v) / N`. `F v` equals `G v` for both
+//! losses (natural parameters, Section 9.2), so it has no `f32` row. [`check`] compares every
+//! op with the `f64` one before anything is timed.
 
 use super::Workload;
 use autodiff::{Dual, Matrix, Retain, Scalar, Tape, Var};
@@ -65,36 +66,72 @@ impl<T: Scalar> Forward<T> {
         g.take(th).expect("bench: Jᵀ u reaches θ").into_vec()
     }
 
-    /// `(h, ∇_z h)` from a second tape holding only the loss.
-    fn loss_head(&self, w: &Workload, y: &Matrix<f64>) -> (T, Matrix<T>) {
-        let head = Tape::<T>::new();
-        let z = head.input(self.var(self.z).value());
-        let h = mean_loss(w, z, head.constant_f64(y)).expect("bench: loss");
-        let mut g = head.backward(h, Matrix::filled(1, 1, T::one())).expect("bench: ∇_z h");
-        (h.value()[(0, 0)], g.take(z).expect("bench: ∇_z h"))
+    /// The predictive probabilities at `z`: the logistic sigmoid of each output (Bernoulli
+    /// logits) or the softmax of each row.
+    fn probabilities(&self, w: &Workload) -> Matrix<T> {
+        let z = self.var(self.z).value();
+        let mut p = z.clone();
+        if w.bernoulli {
+            T::sigmoid_slice(z.data(), p.data_mut());
+        } else {
+            let cols = z.cols();
+            for row in p.data_mut().chunks_mut(cols) {
+                let max = row.iter().fold(T::neg_infinity(), |m, &x| m.max(x));
+                row.iter_mut().for_each(|x| *x = (*x - max).exp());
+                let total = row.iter().fold(T::zero(), |s, &x| s + x);
+                row.iter_mut().for_each(|x| *x = *x / total);
+            }
+        }
+        p
     }
 
-    /// `H_L J v / N` (rows `H_L(z_n) (J v)_n / N`): the tangent of `∇_z h` along `J v`.
-    fn loss_curvature(&self, w: &Workload, y: &Matrix<f64>, jv: &Matrix<T>) -> Matrix<T> {
-        let head = Tape::<Dual<T>>::new();
-        let z = self.var(self.z).value();
-        let zd = Matrix::from_fn(z.rows(), z.cols(), |i, j| Dual::new(z[(i, j)], jv[(i, j)]));
-        let zv = head.input(zd);
-        let h = mean_loss(w, zv, head.constant_f64(y)).expect("bench: loss");
-        let mut g = head.backward(h, Matrix::filled(1, 1, Dual::from_f64(1.0))).expect("bench");
-        g.take(zv).expect("bench: ∇_z h").map(|d| d.eps)
+    /// `∇_z h`: rows `(p_n − y_n) / N` for both losses (one-hot `y` for the softmax).
+    fn output_gradient(&self, w: &Workload, y: &Matrix<f64>) -> Matrix<T> {
+        let n = T::from_f64(w.batch as f64);
+        let mut g = self.probabilities(w);
+        for (g, &y) in g.data_mut().iter_mut().zip(y.data()) {
+            *g = (*g - T::from_f64(y)) / n;
+        }
+        g
+    }
+
+    /// Rows `H_L(z_n) u_n / N`: `σ(1 − σ) ⊙ u` (Bernoulli), `p ⊙ u − p (pᵀ u)` (softmax).
+    fn loss_curvature(&self, w: &Workload, u: &Matrix<T>) -> Matrix<T> {
+        let n = T::from_f64(w.batch as f64);
+        let p = self.probabilities(w);
+        let mut out = u.clone();
+        if w.bernoulli {
+            for ((o, &p), &u) in out.data_mut().iter_mut().zip(p.data()).zip(u.data()) {
+                *o = p * (T::one() - p) * u / n;
+            }
+        } else {
+            let cols = u.cols();
+            let rows = out.data_mut().chunks_mut(cols).zip(p.data().chunks(cols));
+            for ((o, p), u) in rows.zip(u.data().chunks(cols)) {
+                let pu = p.iter().zip(u).fold(T::zero(), |s, (&a, &b)| s + a * b);
+                for ((o, &p), &u) in o.iter_mut().zip(p).zip(u) {
+                    *o = p * (u - pu) / n;
+                }
+            }
+        }
+        out
+    }
+
+    /// `∇h`: the reverse sweep seeded at `z` with `∇_z h`.
+    pub fn gradient(&self, w: &Workload, y: &Matrix<f64>) -> Vec<T> {
+        self.vjp(&self.output_gradient(w, y))
     }
 
     /// `G v = Jᵀ H_L J v / N`.
-    pub fn ggn(&self, w: &Workload, y: &Matrix<f64>, v: &Matrix<T>) -> Vec<T> {
+    pub fn ggn(&self, w: &Workload, v: &Matrix<T>) -> Vec<T> {
         let jv = self.jvp(v);
-        self.vjp(&self.loss_curvature(w, y, &jv))
+        self.vjp(&self.loss_curvature(w, &jv))
     }
 
     /// `F̄ v = Σ_n J_nᵀ g_n (g_nᵀ (J v)_n) / N` with `g_n = N (∇_z h)_n`.
     pub fn empirical_fisher(&self, w: &Workload, y: &Matrix<f64>, v: &Matrix<T>) -> Vec<T> {
         let jv = self.jvp(v);
-        let (_, gz) = self.loss_head(w, y);
+        let gz = self.output_gradient(w, y);
         let n = T::from_f64(w.batch as f64);
         let mut u = gz.clone();
         for r in 0..u.rows() {
@@ -105,21 +142,6 @@ impl<T: Scalar> Forward<T> {
         }
         self.vjp(&u)
     }
-}
-
-/// `(h, ∇h)` by one forward and one reverse sweep on a tape over `T`.
-pub fn gradient<T: Scalar>(
-    w: &Workload,
-    theta: &[f64],
-    x: &Matrix<f64>,
-    y: &Matrix<f64>,
-) -> Vec<T> {
-    let tape = Tape::<T>::new();
-    let th = tape.input(Matrix::column(theta.iter().map(|&v| T::from_f64(v)).collect()));
-    let z = w.mlp.forward(&tape, th, tape.constant_f64(x)).expect("bench: forward");
-    let h = mean_loss(w, z, tape.constant_f64(y)).expect("bench: loss");
-    let mut g = tape.backward(h, Matrix::filled(1, 1, T::one())).expect("bench: gradient");
-    g.take(th).expect("bench: ∇h").into_vec()
 }
 
 /// `h(θ)` by one forward pass.
@@ -170,7 +192,7 @@ pub fn check(
     let u32 = u.map(|a| a as f32);
     let mut errors = vec![
         relative_error(&[loss::<f32>(w, theta, x, y)], &[pass.loss().expect("bench")]),
-        relative_error(&gradient::<f32>(w, theta, x, y), &pass.gradient().expect("bench")),
+        relative_error(&forward.gradient(w, y), &pass.gradient().expect("bench")),
         relative_error(
             forward.jvp(&v32).data(),
             pass.jacobian_vector_product(v).expect("bench").data(),
@@ -183,7 +205,7 @@ pub fn check(
             &hvp::<f32>(w, theta, v, x, y),
             &pass.hessian_vector_product(v).expect("bench"),
         ),
-        relative_error(&forward.ggn(w, y, &v32), &pass.ggn_vector_product(v).expect("bench")),
+        relative_error(&forward.ggn(w, &v32), &pass.ggn_vector_product(v).expect("bench")),
     ];
     let efv = pass.empirical_fisher_vector_product(v).expect("bench");
     errors.push(relative_error(&forward.empirical_fisher(w, y, &v32), &efv));
