@@ -247,9 +247,11 @@ fn pack_b<T: Float>(
     // SAFETY: `dst` has room for k·width elements, every one written below before the
     // kernel reads it; (l, j) is inside the k×n view for l < k, j < n.
     unsafe {
-        for l in 0..k {
-            for j in n..width {
-                dst.add(l * width + j).write(T::zero());
+        if width > n {
+            // One fill of the whole buffer: zeroing only each row's padding becomes a call to
+            // `memset` per row, which cost more than the copy on W3's shapes.
+            for i in 0..k * width {
+                dst.add(i).write(T::zero());
             }
         }
         // Walk the source along its smaller stride: along columns for a transposed view (the
