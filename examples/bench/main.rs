@@ -397,64 +397,48 @@ fn op_closure<'a>(
 ) -> Option<Box<dyn FnMut() + 'a>> {
     let (problem, theta, v, u) = (&inp.problem, inp.theta, inp.v, inp.u);
     let (w, x, y) = (inp.w, inp.x, inp.y);
-    if let Some(sh) = sharded {
-        return Some(match (dtype, op) {
-            ("f64", "loss") => Box::new(move || drop(black_box(sh.at(theta).unwrap().loss()))),
-            ("f64", "gradient") => {
-                Box::new(move || drop(black_box(sh.at(theta).unwrap().gradient())))
-            }
-            ("f64", "jvp") => {
-                Box::new(move || drop(black_box(sh.at(theta).unwrap().jacobian_vector_product(v))))
-            }
-            ("f64", "vjp") => Box::new(move || {
-                drop(black_box(sh.at(theta).unwrap().transpose_jacobian_vector_product(u)))
-            }),
-            ("f64", "hvp") => {
-                Box::new(move || drop(black_box(sh.hessian_vector_product(theta, v))))
-            }
-            ("f64", "ggn") => {
-                Box::new(move || drop(black_box(sh.at(theta).unwrap().ggn_vector_product(v))))
-            }
-            ("f64", "fisher") => {
-                Box::new(move || drop(black_box(sh.at(theta).unwrap().fisher_vector_product(v))))
-            }
-            ("f64", "empirical_fisher") => Box::new(move || {
-                drop(black_box(sh.at(theta).unwrap().empirical_fisher_vector_product(v)))
-            }),
-            ("f64", "ggn_repeated") => {
-                let pass = sh.at(theta).unwrap();
-                Box::new(move || drop(black_box(pass.ggn_vector_product(v))))
-            }
-            _ => return None,
+    // The f64 ops of a `Problem` and of a `ShardedProblem`: the same methods on two types.
+    macro_rules! f64_ops {
+        ($p:expr) => {{
+            let p = $p;
+            let run: Box<dyn FnMut() + 'a> = match op {
+                "loss" => Box::new(move || drop(black_box(p.at(theta).unwrap().loss()))),
+                "gradient" => Box::new(move || drop(black_box(p.at(theta).unwrap().gradient()))),
+                "jvp" => Box::new(move || {
+                    drop(black_box(p.at(theta).unwrap().jacobian_vector_product(v)))
+                }),
+                "vjp" => Box::new(move || {
+                    drop(black_box(p.at(theta).unwrap().transpose_jacobian_vector_product(u)))
+                }),
+                "hvp" => Box::new(move || drop(black_box(p.hessian_vector_product(theta, v)))),
+                "ggn" => {
+                    Box::new(move || drop(black_box(p.at(theta).unwrap().ggn_vector_product(v))))
+                }
+                "fisher" => {
+                    Box::new(move || drop(black_box(p.at(theta).unwrap().fisher_vector_product(v))))
+                }
+                "empirical_fisher" => Box::new(move || {
+                    drop(black_box(p.at(theta).unwrap().empirical_fisher_vector_product(v)))
+                }),
+                "ggn_repeated" => {
+                    let pass = p.at(theta).unwrap();
+                    Box::new(move || drop(black_box(pass.ggn_vector_product(v))))
+                }
+                _ => return None,
+            };
+            run
+        }};
+    }
+    if dtype == "f64" {
+        return Some(match sharded {
+            Some(sh) => f64_ops!(sh),
+            None => f64_ops!(problem),
         });
     }
+    if sharded.is_some() {
+        return None;
+    }
     Some(match (dtype, op) {
-        ("f64", "loss") => Box::new(move || drop(black_box(problem.at(theta).unwrap().loss()))),
-        ("f64", "gradient") => {
-            Box::new(move || drop(black_box(problem.at(theta).unwrap().gradient())))
-        }
-        ("f64", "jvp") => {
-            Box::new(move || drop(black_box(problem.at(theta).unwrap().jacobian_vector_product(v))))
-        }
-        ("f64", "vjp") => Box::new(move || {
-            drop(black_box(problem.at(theta).unwrap().transpose_jacobian_vector_product(u)))
-        }),
-        ("f64", "hvp") => {
-            Box::new(move || drop(black_box(problem.hessian_vector_product(theta, v))))
-        }
-        ("f64", "ggn") => {
-            Box::new(move || drop(black_box(problem.at(theta).unwrap().ggn_vector_product(v))))
-        }
-        ("f64", "fisher") => {
-            Box::new(move || drop(black_box(problem.at(theta).unwrap().fisher_vector_product(v))))
-        }
-        ("f64", "empirical_fisher") => Box::new(move || {
-            drop(black_box(problem.at(theta).unwrap().empirical_fisher_vector_product(v)))
-        }),
-        ("f64", "ggn_repeated") => {
-            let pass = problem.at(theta).unwrap();
-            Box::new(move || drop(black_box(pass.ggn_vector_product(v))))
-        }
         ("f32", "loss") => Box::new(move || {
             black_box(tape_ops::loss::<f32>(w, theta, x, y));
         }),
