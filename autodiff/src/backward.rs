@@ -2,7 +2,7 @@
 
 use crate::error::{AutodiffError, Result};
 use crate::matrix::Matrix;
-use crate::op::vjp::{propagate, Adjoints, Sink};
+use crate::op::vjp::{propagate, Adjoints, Sink, Spare, MAX_SPARE};
 use crate::op::Op;
 use crate::scalar::Scalar;
 use crate::tape::{Tape, Var};
@@ -79,6 +79,7 @@ impl<T: Scalar> Tape<T> {
     ) -> Result<Gradients<T>> {
         let nodes = self.nodes.borrow();
         let mut adjoints: Adjoints<T> = (0..nodes.len()).map(|_| None).collect();
+        let mut spare = Spare::new();
         // Seeds are read in place (no copy of a batch-sized cotangent); a node's seeds are
         // summed with the contributions it receives from later nodes when it is reached.
         let mut last = 0;
@@ -115,7 +116,9 @@ impl<T: Scalar> Tape<T> {
             }
             if nodes[i].requires_grad {
                 let redirect = retain == Retain::Inputs;
-                propagate(&mut Sink { nodes: &nodes, adj: &mut adjoints, redirect }, i, &g)?;
+                let mut sink =
+                    Sink { nodes: &nodes, adj: &mut adjoints, redirect, spare: &mut spare };
+                propagate(&mut sink, i, &g)?;
             }
             let keep = match retain {
                 Retain::All => true,
@@ -123,6 +126,8 @@ impl<T: Scalar> Tape<T> {
             };
             if keep {
                 adjoints[i] = Some(g.into_owned());
+            } else if let (Cow::Owned(g), true) = (g, spare.len() < MAX_SPARE) {
+                spare.push(g.into_vec());
             }
         }
         Ok(Gradients { tape_id: self.id, adjoints })

@@ -94,7 +94,8 @@ impl<T: Scalar> Tape<T> {
     pub fn new() -> Self {
         Tape {
             id: NEXT_TAPE_ID.fetch_add(1, Ordering::Relaxed),
-            nodes: RefCell::new(Vec::new()),
+            // Room for a few-layer model without regrowing (each growth moves every node).
+            nodes: RefCell::new(Vec::with_capacity(16)),
             check_finite: Cell::new(false),
         }
     }

@@ -124,3 +124,36 @@ fn slices_are_views_with_the_same_adjoints_as_copies() {
     assert_eq!(reference[0], 0.0);
     assert!(reference[2] != 0.0 && reference[10] != 0.0 && reference[20] != 0.0);
 }
+
+/// A sweep that keeps only the inputs' adjoints hands the buffers of finished adjoints to new
+/// ones (stale contents and all); one that keeps every adjoint never does. A chain of
+/// same-shaped nodes makes every kind of new adjoint (a product's, an elementwise rule's, a
+/// fused activation rule's, θ's own) take a used buffer, so any element one fails to overwrite
+/// shows up as a difference (1e-14, relative).
+#[test]
+fn reusing_finished_adjoint_buffers_changes_no_gradient() {
+    let mut rng = StdRng::seed_from_u64(9);
+    // 12×5 adjoints: a finished one is large enough to become θ's (55 elements).
+    let x = random_matrix(12, 5, &mut rng);
+    let w = random_matrix(3, 5, &mut rng).map(|v| 3.0 * v);
+    let theta = random_matrix(5 * 5 + 5 + 5 * 5, 1, &mut rng);
+    let run = |retain: Retain| -> Vec<f64> {
+        let tape = Tape::<f64>::new();
+        let th = tape.input(theta.clone());
+        let (w1, b1) = (th.slice(0, 5, 5).unwrap(), th.slice(25, 1, 5).unwrap());
+        let w2 = th.slice(30, 5, 5).unwrap();
+        let h = tape.constant(x.clone()).affine(w1, b1).unwrap().tanh().unwrap();
+        let h = h.matmul_t(w2).unwrap().sigmoid().unwrap();
+        let h = h.mul(h).unwrap().exp().unwrap().matmul_t(w1).unwrap().tanh().unwrap();
+        // A residual branch: two adjoints live at once, so one buffer is spare after it joins.
+        let h = h.sigmoid().unwrap().add(h).unwrap().tanh().unwrap();
+        let out = h.matmul_t(tape.constant(w.clone())).unwrap().square().unwrap().sum().unwrap();
+        let g = tape.backward_with_seeds(&[(out, Matrix::filled(1, 1, 1.0))], retain).unwrap();
+        g.wrt(th).unwrap().data().to_vec()
+    };
+    let (kept, reused) = (run(Retain::All), run(Retain::Inputs));
+    assert!(kept.iter().all(|v| v.is_finite() && *v != 0.0));
+    for (k, (a, b)) in reused.iter().zip(&kept).enumerate() {
+        assert!((a - b).abs() <= 1e-14 * b.abs().max(1.0), "[{k}]: {a} vs {b}");
+    }
+}

@@ -107,8 +107,8 @@ impl<T: Scalar> Op<T> {
         }
     }
 
-    /// The node indices this op reads.
-    pub(crate) fn operands(&self) -> SmallVec<[usize; 2]> {
+    /// The node indices this op reads (inline up to three, an affine layer's: no allocation).
+    pub(crate) fn operands(&self) -> SmallVec<[usize; 3]> {
         match self {
             Op::Input | Op::Constant => smallvec![],
             Op::MatMul { a, b, .. } => smallvec![*a, *b],

@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::matrix::{MatMut, MatRef, Matrix};
 use crate::scalar::Scalar;
 use crate::tape::{self, Node};
+use smallvec::SmallVec;
 
 /// Adjoint storage: one optional matrix per node, created on first contribution.
 pub(crate) type Adjoints<T> = Vec<Option<Matrix<T>>>;
@@ -20,6 +21,29 @@ pub(crate) struct Sink<'s, T: Scalar> {
     pub(crate) nodes: &'s [Node<T>],
     pub(crate) adj: &'s mut Adjoints<T>,
     pub(crate) redirect: bool,
+    /// Buffers of adjoints the sweep has finished with, for new adjoints to reuse: on a small
+    /// model an allocation and a zero fill per adjoint are a visible share of the sweep.
+    pub(crate) spare: &'s mut Spare<T>,
+}
+
+/// How many finished adjoints' buffers a sweep keeps for reuse (an MLP's sweep needs two at a
+/// time: the adjoint being propagated and the one it produces).
+pub(crate) const MAX_SPARE: usize = 4;
+
+/// The finished adjoints' buffers of one sweep (inline: the pool itself allocates nothing).
+pub(crate) type Spare<T> = SmallVec<[Vec<T>; MAX_SPARE]>;
+
+/// A buffer of `len` elements for a new adjoint: a spare one when one is large enough (its
+/// contents are stale, so the caller must overwrite every element), else a new one.
+fn take_buffer<T: Scalar>(spare: &mut Spare<T>, len: usize) -> Vec<T> {
+    match spare.iter().position(|b| b.capacity() >= len) {
+        Some(p) => {
+            let mut b = spare.swap_remove(p);
+            b.resize(len, T::zero());
+            b
+        }
+        None => vec![T::zero(); len],
+    }
 }
 
 impl<T: Scalar> Sink<'_, T> {
@@ -41,7 +65,11 @@ impl<T: Scalar> Sink<'_, T> {
     /// Elements `offset..offset + len` of slot `root`'s adjoint, zero-filled on first use.
     fn region(&mut self, root: usize, offset: usize, len: usize) -> &mut [T] {
         let s = self.nodes[root].shape;
-        let m = self.adj[root].get_or_insert_with(|| Matrix::zeros(s.rows, s.cols));
+        let m = self.adj[root].get_or_insert_with(|| {
+            let mut b = take_buffer(self.spare, s.len());
+            b.fill(T::zero());
+            Matrix::from_vec(s.rows, s.cols, b).expect("internal error: adjoint shape")
+        });
         &mut m.data_mut()[offset..offset + len]
     }
 
@@ -57,7 +85,8 @@ impl<T: Scalar> Sink<'_, T> {
         match &mut self.adj[j] {
             Some(m) => T::gemm(a, b, m.as_mut(), true),
             slot @ None => {
-                let mut m = Matrix::zeros(rows, cols);
+                let buffer = take_buffer(self.spare, rows * cols);
+                let mut m = Matrix::from_vec(rows, cols, buffer).expect("internal error: adjoint");
                 T::gemm(a, b, m.as_mut(), false);
                 *slot = Some(m);
             }
@@ -79,7 +108,8 @@ impl<T: Scalar> Sink<'_, T> {
                 }
             }
             slot @ None => {
-                let data = (0..rows * cols).map(f).collect();
+                let mut data = take_buffer(self.spare, rows * cols);
+                data.iter_mut().enumerate().for_each(|(k, x)| *x = f(k));
                 *slot = Some(
                     Matrix::from_vec(rows, cols, data).expect("internal error: adjoint shape"),
                 );
@@ -109,7 +139,10 @@ impl<T: Scalar> Sink<'_, T> {
         match &mut self.adj[j] {
             Some(m) => add(m.data_mut()),
             slot @ None => {
-                let data = g.iter().zip(y).map(|(&g, &y)| f(g, y)).collect();
+                let mut data = take_buffer(self.spare, rows * cols);
+                for ((x, &g), &y) in data.iter_mut().zip(g).zip(y) {
+                    *x = f(g, y);
+                }
                 *slot = Some(
                     Matrix::from_vec(rows, cols, data).expect("internal error: adjoint shape"),
                 );
@@ -344,9 +377,10 @@ pub(crate) fn propagate<T: Scalar>(sink: &mut Sink<'_, T>, i: usize, g: &Matrix<
     Ok(())
 }
 
-/// Column sums of a row-major matrix with `cols` columns, accumulated row by row (contiguous).
-fn column_sums<T: Scalar>(data: &[T], cols: usize) -> Vec<T> {
-    let mut sums = vec![T::zero(); cols];
+/// Column sums of a row-major matrix with `cols` columns, accumulated row by row (contiguous);
+/// on the stack up to 32 columns (a small layer's bias costs no allocation).
+fn column_sums<T: Scalar>(data: &[T], cols: usize) -> SmallVec<[T; 32]> {
+    let mut sums = smallvec::smallvec![T::zero(); cols];
     for row in data.chunks_exact(cols.max(1)) {
         for (s, &x) in sums.iter_mut().zip(row) {
             *s = *s + x;

@@ -77,7 +77,8 @@ impl PredictiveDistribution for SoftmaxCrossEntropy {
     /// ([`autodiff::fast_math::exp_f64`], within 1 ulp of libm), then `(Σ_j y_j) p − y`.
     fn grad_z_rows(&self, z: &Matrix<f64>, y: &Matrix<f64>, out: &mut Matrix<f64>) {
         let cols = z.cols().max(1);
-        let mut shifted = z.data().to_vec();
+        // On the stack for a small batch of few classes (no allocation per gradient).
+        let mut shifted: smallvec::SmallVec<[f64; 256]> = z.data().into();
         for row in shifted.chunks_mut(cols) {
             let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             row.iter_mut().for_each(|v| *v -= max);
