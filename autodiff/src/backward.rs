@@ -2,7 +2,7 @@
 
 use crate::error::{AutodiffError, Result};
 use crate::matrix::Matrix;
-use crate::op::vjp::{propagate, Adjoints, Sink, Spare, MAX_SPARE};
+use crate::op::vjp::{propagate, Adjoints, Sink, Spare, MAX_SPARE, MAX_SPARE_BYTES};
 use crate::op::Op;
 use crate::scalar::Scalar;
 use crate::tape::{Tape, Var};
@@ -126,8 +126,11 @@ impl<T: Scalar> Tape<T> {
             };
             if keep {
                 adjoints[i] = Some(g.into_owned());
-            } else if let (Cow::Owned(g), true) = (g, spare.len() < MAX_SPARE) {
-                spare.push(g.into_vec());
+            } else if let Cow::Owned(g) = g {
+                let bytes = g.data().len() * std::mem::size_of::<T>();
+                if spare.len() < MAX_SPARE && bytes <= MAX_SPARE_BYTES {
+                    spare.push(g.into_vec());
+                }
             }
         }
         Ok(Gradients { tape_id: self.id, adjoints })

@@ -30,6 +30,10 @@ pub(crate) struct Sink<'s, T: Scalar> {
 /// time: the adjoint being propagated and the one it produces).
 pub(crate) const MAX_SPARE: usize = 4;
 
+/// Only buffers up to this many bytes are kept: above it an allocation is noise beside the
+/// work that fills the adjoint, and stale large buffers would raise the sweep's peak memory.
+pub(crate) const MAX_SPARE_BYTES: usize = 64 * 1024;
+
 /// The finished adjoints' buffers of one sweep (inline: the pool itself allocates nothing).
 pub(crate) type Spare<T> = SmallVec<[Vec<T>; MAX_SPARE]>;
 
