@@ -127,7 +127,7 @@ impl<T: Scalar> Tape<T> {
             if keep {
                 adjoints[i] = Some(g.into_owned());
             } else if let Cow::Owned(g) = g {
-                let bytes = g.data().len() * std::mem::size_of::<T>();
+                let bytes = std::mem::size_of_val(g.data());
                 if spare.len() < MAX_SPARE && bytes <= MAX_SPARE_BYTES {
                     spare.push(g.into_vec());
                 }
