@@ -3,7 +3,7 @@
 use super::PredictiveDistribution;
 use crate::error::Result;
 use autodiff::op::unary::sigmoid;
-use autodiff::UnaryFn;
+use autodiff::{fast_math, Matrix, UnaryFn};
 use rand::{Rng, RngCore};
 
 /// `R_{y|z} = Π_j Bernoulli(σ(z_j))`: `L = Σ_j softplus(z_j) − y_j z_j`, `∇_z L = σ(z) − y`,
@@ -27,14 +27,34 @@ impl PredictiveDistribution for BernoulliLogits {
             out[k] = sigmoid(z[k]) - y[k];
         }
     }
+    /// `σ(z) − y` with one vectorized sigmoid over the batch
+    /// ([`autodiff::fast_math::sigmoid_f64`], within 2 ulp of the per-element formula).
+    fn grad_z_rows(&self, z: &Matrix<f64>, y: &Matrix<f64>, out: &mut Matrix<f64>) {
+        fast_math::sigmoid_f64(z.data(), out.data_mut());
+        out.data_mut().iter_mut().zip(y.data()).for_each(|(o, t)| *o -= t);
+    }
     fn apply_h_l(&self, z: &[f64], _y: &[f64], u: &[f64], out: &mut [f64]) {
         self.apply_f_r(z, u, out);
+    }
+    fn apply_h_l_rows(
+        &self,
+        z: &Matrix<f64>,
+        _y: &Matrix<f64>,
+        u: &Matrix<f64>,
+        out: &mut Matrix<f64>,
+    ) {
+        self.apply_f_r_rows(z, u, out);
     }
     fn apply_f_r(&self, z: &[f64], u: &[f64], out: &mut [f64]) {
         for k in 0..z.len() {
             let s = sigmoid(z[k]);
             out[k] = s * (1.0 - s) * u[k];
         }
+    }
+    /// `σ(z)(1 − σ(z)) u` with one vectorized sigmoid over the batch.
+    fn apply_f_r_rows(&self, z: &Matrix<f64>, u: &Matrix<f64>, out: &mut Matrix<f64>) {
+        fast_math::sigmoid_f64(z.data(), out.data_mut());
+        out.data_mut().iter_mut().zip(u.data()).for_each(|(o, &uk)| *o = *o * (1.0 - *o) * uk);
     }
     fn sample(&self, z: &[f64], rng: &mut dyn RngCore, y: &mut [f64]) {
         for (t, &v) in y.iter_mut().zip(z) {

@@ -25,6 +25,44 @@ fn softmax_into(z: &[f64], out: &mut [f64]) {
     out.iter_mut().for_each(|o| *o /= total);
 }
 
+/// `out ← softmax` of every row of `z`, with one vectorized `exp` over the batch
+/// ([`autodiff::fast_math::exp_f64`], within 1 ulp of libm) instead of one libm call per
+/// element.
+fn softmax_rows(z: &Matrix<f64>, out: &mut Matrix<f64>) {
+    let cols = z.cols().max(1);
+    // On the stack for a small batch of few classes (no allocation per product).
+    let mut shifted: smallvec::SmallVec<[f64; 256]> = z.data().into();
+    for row in shifted.chunks_mut(cols) {
+        let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        row.iter_mut().for_each(|v| *v -= max);
+    }
+    autodiff::fast_math::exp_f64(&shifted, out.data_mut());
+    for p in out.data_mut().chunks_mut(cols) {
+        let total: f64 = p.iter().sum();
+        p.iter_mut().for_each(|pk| *pk /= total);
+    }
+}
+
+/// Rows `(Σ_j y_j) F_R u` (`y = None`: `F_R u`) with `F_R u = p ⊙ (u − pᵀu)`, from the
+/// softmax of every row at once.
+fn softmax_curvature_rows(
+    z: &Matrix<f64>,
+    y: Option<&Matrix<f64>>,
+    u: &Matrix<f64>,
+    out: &mut Matrix<f64>,
+) {
+    softmax_rows(z, out);
+    let cols = z.cols().max(1);
+    let rows = out.data_mut().chunks_mut(cols).zip(u.data().chunks(cols)).enumerate();
+    for (r, (p, u)) in rows {
+        let total: f64 = y.map_or(1.0, |y| y.row(r).iter().sum());
+        let pu: f64 = p.iter().zip(u).map(|(a, b)| a * b).sum();
+        for (pk, uk) in p.iter_mut().zip(u) {
+            *pk = total * (*pk * (uk - pu));
+        }
+    }
+}
+
 /// Draws a category from probabilities `p` (normalized here) and writes a one-hot row.
 fn sample_one_hot(p: &[f64], rng: &mut dyn RngCore, y: &mut [f64]) {
     let total: f64 = p.iter().sum();
@@ -73,22 +111,15 @@ impl PredictiveDistribution for SoftmaxCrossEntropy {
             out[k] = total * out[k] - y[k];
         }
     }
-    /// The softmax of every row with one vectorized `exp` over the batch
-    /// ([`autodiff::fast_math::exp_f64`], within 1 ulp of libm), then `(Σ_j y_j) p − y`.
+    /// The softmax of every row at once (one vectorized `exp` over the batch), then
+    /// `(Σ_j y_j) p − y`.
     fn grad_z_rows(&self, z: &Matrix<f64>, y: &Matrix<f64>, out: &mut Matrix<f64>) {
+        softmax_rows(z, out);
         let cols = z.cols().max(1);
-        // On the stack for a small batch of few classes (no allocation per gradient).
-        let mut shifted: smallvec::SmallVec<[f64; 256]> = z.data().into();
-        for row in shifted.chunks_mut(cols) {
-            let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            row.iter_mut().for_each(|v| *v -= max);
-        }
-        autodiff::fast_math::exp_f64(&shifted, out.data_mut());
-        let rows = out.data_mut().chunks_mut(cols).zip(y.data().chunks(cols));
-        for (p, t) in rows {
-            let (norm, total) = (p.iter().sum::<f64>(), t.iter().sum::<f64>());
+        for (p, t) in out.data_mut().chunks_mut(cols).zip(y.data().chunks(cols)) {
+            let total: f64 = t.iter().sum();
             for (pk, tk) in p.iter_mut().zip(t) {
-                *pk = total * (*pk / norm) - tk;
+                *pk = total * *pk - tk;
             }
         }
     }
@@ -97,12 +128,26 @@ impl PredictiveDistribution for SoftmaxCrossEntropy {
         self.apply_f_r(z, u, out);
         out.iter_mut().for_each(|o| *o *= total);
     }
+    /// From the softmax of every row at once, as [`grad_z_rows`](Self::grad_z_rows).
+    fn apply_h_l_rows(
+        &self,
+        z: &Matrix<f64>,
+        y: &Matrix<f64>,
+        u: &Matrix<f64>,
+        out: &mut Matrix<f64>,
+    ) {
+        softmax_curvature_rows(z, Some(y), u, out);
+    }
     fn apply_f_r(&self, z: &[f64], u: &[f64], out: &mut [f64]) {
         softmax_into(z, out);
         let pu: f64 = out.iter().zip(u).map(|(a, b)| a * b).sum();
         for k in 0..z.len() {
             out[k] *= u[k] - pu;
         }
+    }
+    /// From the softmax of every row at once, as [`grad_z_rows`](Self::grad_z_rows).
+    fn apply_f_r_rows(&self, z: &Matrix<f64>, u: &Matrix<f64>, out: &mut Matrix<f64>) {
+        softmax_curvature_rows(z, None, u, out);
     }
     fn sample(&self, z: &[f64], rng: &mut dyn RngCore, y: &mut [f64]) {
         sample_one_hot(&softmax(z), rng, y);

@@ -67,8 +67,30 @@ pub trait PredictiveDistribution: Send + Sync {
     /// `out ← H_L u`, the Hessian of `L` in `z` applied to `u`.
     fn apply_h_l(&self, z: &[f64], y: &[f64], u: &[f64], out: &mut [f64]);
 
+    /// [`apply_h_l`](Self::apply_h_l) for every row of a batch at once (shapes checked by the
+    /// caller); the default loops over the rows, as for [`grad_z_rows`](Self::grad_z_rows).
+    fn apply_h_l_rows(
+        &self,
+        z: &Matrix<f64>,
+        y: &Matrix<f64>,
+        u: &Matrix<f64>,
+        out: &mut Matrix<f64>,
+    ) {
+        for r in 0..z.rows() {
+            self.apply_h_l(z.row(r), y.row(r), u.row(r), out.row_mut(r));
+        }
+    }
+
     /// `out ← F_R u`, with `F_R = E_{y~R_{y|z}}[∇_z log r ∇_z log rᵀ]` (independent of `y`).
     fn apply_f_r(&self, z: &[f64], u: &[f64], out: &mut [f64]);
+
+    /// [`apply_f_r`](Self::apply_f_r) for every row of a batch at once (shapes checked by the
+    /// caller); the default loops over the rows.
+    fn apply_f_r_rows(&self, z: &Matrix<f64>, u: &Matrix<f64>, out: &mut Matrix<f64>) {
+        for r in 0..z.rows() {
+            self.apply_f_r(z.row(r), u.row(r), out.row_mut(r));
+        }
+    }
 
     /// `y_out ← ỹ ~ R_{y|z}` (one-hot rows for categorical distributions).
     fn sample(&self, z: &[f64], rng: &mut dyn RngCore, y_out: &mut [f64]);
@@ -181,11 +203,9 @@ pub fn apply_h_l_batch(
     check_batch(dist, "apply_h_l_batch", z, y)?;
     check_same("apply_h_l_batch", z, u)?;
     let mut out = Matrix::zeros(z.rows(), z.cols());
+    dist.apply_h_l_rows(z, y, u, &mut out);
     let scale = 1.0 / z.rows() as f64;
-    for r in 0..z.rows() {
-        dist.apply_h_l(z.row(r), y.row(r), u.row(r), out.row_mut(r));
-        out.row_mut(r).iter_mut().for_each(|x| *x *= scale);
-    }
+    out.data_mut().iter_mut().for_each(|x| *x *= scale);
     Ok(out)
 }
 
@@ -198,11 +218,9 @@ pub fn apply_f_r_batch(
     check_outputs(dist, "apply_f_r_batch", z)?;
     check_same("apply_f_r_batch", z, u)?;
     let mut out = Matrix::zeros(z.rows(), z.cols());
+    dist.apply_f_r_rows(z, u, &mut out);
     let scale = 1.0 / z.rows() as f64;
-    for r in 0..z.rows() {
-        dist.apply_f_r(z.row(r), u.row(r), out.row_mut(r));
-        out.row_mut(r).iter_mut().for_each(|x| *x *= scale);
-    }
+    out.data_mut().iter_mut().for_each(|x| *x *= scale);
     Ok(out)
 }
 

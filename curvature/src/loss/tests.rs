@@ -312,30 +312,62 @@ fn section13_bound_for_squared_error_is_half_mean_squared_residual() {
     assert!((got - want).abs() < 1e-14, "{got} vs {want}");
 }
 
-/// The softmax loss's batched `∇_z L` (one vectorized `exp` over the batch) against its
-/// per-row `grad_z` (libm `exp`), including logits of ±700 that overflow an unshifted `exp`
-/// and probability targets; agreement to 1e-15 of `1 + Σ y`, a few ulp of either.
+/// Every loss's batch methods (`grad_z_rows`, `apply_h_l_rows`, `apply_f_r_rows`: overridden by
+/// the logit losses to vectorize `exp` and the sigmoid over the batch, the per-row loop
+/// otherwise) against its per-row methods, which the tests above hold to finite differences.
+/// Logits up to ±700 (an unshifted `exp` overflows) and probability targets for the two logit
+/// losses; agreement to 1e-14 of the row's scale `(1 + Σ y)(1 + max |u|)`, a few ulp of either.
 #[test]
-fn batched_softmax_gradient_equals_the_per_row_one() {
-    let mut rng = StdRng::seed_from_u64(21);
-    for (rows, cols, spread) in [(1, 2, 1.0), (7, 3, 5.0), (33, 10, 700.0), (64, 17, 40.0)] {
-        let z = Matrix::from_fn(rows, cols, |_, _| spread * (2.0 * rng.random::<f64>() - 1.0));
-        let y = Matrix::from_fn(rows, cols, |i, j| {
-            if i % 2 == 0 {
-                f64::from(j == i % cols)
-            } else {
-                0.5 * rng.random::<f64>()
+fn batch_methods_equal_the_per_row_ones_for_every_loss() {
+    for name in NAMES {
+        let spreads: &[f64] = if name.ends_with("_logits") || name == "softmax_cross_entropy" {
+            &[1.0, 40.0, 700.0]
+        } else {
+            &[1.0]
+        };
+        for (case, &spread) in spreads.iter().enumerate() {
+            let dist = by_name(name).unwrap();
+            let mut rng = StdRng::seed_from_u64(70 + case as u64);
+            let (rows, m) = (33, output_dim(name));
+            let mut z = Matrix::zeros(rows, m);
+            let mut y = Matrix::zeros(rows, dist.target_dim(m).unwrap());
+            for r in 0..rows {
+                let row = random_output(name, m, &mut rng);
+                let row: Vec<f64> =
+                    if spread == 1.0 { row } else { row.iter().map(|v| spread * v).collect() };
+                z.row_mut(r).copy_from_slice(&row);
+                dist.sample(&row, &mut rng, y.row_mut(r));
+                if r % 2 == 1 && spreads.len() > 1 {
+                    // Probability targets: Σ y ≠ 1 separates H_L from F_R for the softmax.
+                    y.row_mut(r).iter_mut().for_each(|t| *t = 0.5 * rng.random::<f64>());
+                }
             }
-        });
-        let mut batched = Matrix::zeros(rows, cols);
-        SoftmaxCrossEntropy.grad_z_rows(&z, &y, &mut batched);
-        for r in 0..rows {
-            let mut want = vec![0.0; cols];
-            SoftmaxCrossEntropy.grad_z(z.row(r), y.row(r), &mut want);
-            let total: f64 = y.row(r).iter().sum();
-            for (a, b) in batched.row(r).iter().zip(&want) {
-                assert!(a.is_finite(), "row {r}: {a}");
-                assert!((a - b).abs() <= 1e-15 * (1.0 + total), "row {r}: {a} vs {b}");
+            let u = Matrix::from_fn(rows, m, |_, _| 2.0 * rng.random::<f64>() - 1.0);
+            let (mut g, mut hu, mut fu) =
+                (Matrix::zeros(rows, m), Matrix::zeros(rows, m), Matrix::zeros(rows, m));
+            dist.grad_z_rows(&z, &y, &mut g);
+            dist.apply_h_l_rows(&z, &y, &u, &mut hu);
+            dist.apply_f_r_rows(&z, &u, &mut fu);
+            for r in 0..rows {
+                let (zr, yr, ur) = (z.row(r), y.row(r), u.row(r));
+                let mut want = vec![vec![0.0; m]; 3];
+                dist.grad_z(zr, yr, &mut want[0]);
+                dist.apply_h_l(zr, yr, ur, &mut want[1]);
+                dist.apply_f_r(zr, ur, &mut want[2]);
+                let total: f64 = yr.iter().map(|t| t.abs()).sum();
+                let scale = (1.0 + total) * (1.0 + ur.iter().fold(0.0_f64, |a, v| a.max(v.abs())));
+                for (what, got, want) in
+                    [("∇_z L", g.row(r), &want[0]), ("H_L u", hu.row(r), &want[1])]
+                        .into_iter()
+                        .chain([("F_R u", fu.row(r), &want[2])])
+                {
+                    for (a, b) in got.iter().zip(want) {
+                        assert!(
+                            a.is_finite() && (a - b).abs() <= 1e-14 * scale,
+                            "{name} (spread {spread}) {what}, row {r}: {a} vs {b}"
+                        );
+                    }
+                }
             }
         }
     }
