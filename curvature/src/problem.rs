@@ -106,8 +106,9 @@ pub struct ForwardPass<'a, M: Model> {
     z_node: usize,
     layers: Option<Vec<LayerNodes>>,
     z: Matrix<f64>,
-    /// `∇_z h`: rows `∇_z L(y_n, z_n) / N`.
-    g_z: Matrix<f64>,
+    /// `∇_z h`: rows `∇_z L(y_n, z_n) / N`; computed on first use (the loss, `J v` and `Jᵀ u`
+    /// do not need it).
+    g_z: OnceCell<Matrix<f64>>,
     /// The reverse sweep seeded with `∇_z h`, every adjoint retained (for the Section 8.1.2
     /// products); computed on first use.
     adjoints: OnceCell<Gradients<f64>>,
@@ -142,7 +143,8 @@ impl<'a, M: Model> ForwardPass<'a, M> {
             None => (problem.model.forward(&tape, th, x)?, None),
         };
         let z_value = z.value();
-        let g_z = loss::loss_gradient(problem.loss, &z_value, problem.y)?;
+        // Bad targets are reported here, so that `∇_z h` can be formed later without errors.
+        loss::check_batch(problem.loss, "ForwardPass", &z_value, problem.y)?;
         let (theta_node, z_node) = (th.index(), z.index());
         Ok(ForwardPass {
             problem,
@@ -151,7 +153,7 @@ impl<'a, M: Model> ForwardPass<'a, M> {
             z_node,
             layers,
             z: z_value,
-            g_z,
+            g_z: OnceCell::new(),
             adjoints: OnceCell::new(),
         })
     }
@@ -190,7 +192,10 @@ impl<'a, M: Model> ForwardPass<'a, M> {
 
     /// `∇_z h`, with rows `∇_z L(y_n, z_n) / N`.
     pub fn output_gradient(&self) -> &Matrix<f64> {
-        &self.g_z
+        self.g_z.get_or_init(|| {
+            loss::loss_gradient(self.problem.loss, &self.z, self.problem.y)
+                .expect("internal error: targets checked in ForwardPass::new")
+        })
     }
 
     /// `h(θ) = (1/N) Σ_n L(y_n, z_n)`.
@@ -202,8 +207,10 @@ impl<'a, M: Model> ForwardPass<'a, M> {
         if let Some(g) = self.adjoints.get() {
             return Ok(g);
         }
-        let grads =
-            self.tape.backward_with_seeds(&[(self.node(self.z_node), &self.g_z)], Retain::All)?;
+        let grads = self.tape.backward_with_seeds(
+            &[(self.node(self.z_node), self.output_gradient())],
+            Retain::All,
+        )?;
         Ok(self.adjoints.get_or_init(|| grads))
     }
 
@@ -213,7 +220,7 @@ impl<'a, M: Model> ForwardPass<'a, M> {
     pub fn gradient(&self) -> Result<Vec<f64>> {
         match self.adjoints.get() {
             Some(adjoints) => Ok(adjoints.wrt_or_zeros(self.node(self.theta_node)).into_vec()),
-            None => self.backward_from(&[(self.z_node, &self.g_z)]),
+            None => self.backward_from(&[(self.z_node, self.output_gradient())]),
         }
     }
 
@@ -294,7 +301,7 @@ impl<'a, M: Model> ForwardPass<'a, M> {
         // over the loss).
         let jv = self.jacobian_vector_product(v)?;
         let (n, cols) = (self.z.rows() as f64, self.z.cols().max(1));
-        let mut seed = self.g_z.clone();
+        let mut seed = self.output_gradient().clone();
         for (row, jv_row) in seed.data_mut().chunks_mut(cols).zip(jv.data().chunks(cols)) {
             let c: f64 = row.iter().zip(jv_row).map(|(a, b)| a * b).sum();
             row.iter_mut().for_each(|g| *g *= n * c);
@@ -323,7 +330,8 @@ impl<'a, M: Model> ForwardPass<'a, M> {
     ) -> Result<Vec<f64>> {
         self.check_v(op, v)?;
         let theta = self.theta().to_vec();
-        dual_second_order_product(&self.problem, &theta, v, Some(&self.g_z), with_loss_curvature)
+        let g_z = Some(self.output_gradient());
+        dual_second_order_product(&self.problem, &theta, v, g_z, with_loss_curvature)
     }
 
     pub(crate) fn layers(&self, op: &str) -> Result<&[LayerNodes]> {
