@@ -22,6 +22,19 @@ impl PredictiveDistribution for BernoulliLogits {
     fn loss(&self, z: &[f64], y: &[f64]) -> f64 {
         z.iter().zip(y).map(|(&v, &t)| UnaryFn::Softplus.value(v) - t * v).sum()
     }
+    /// `Σ softplus(z) − y z` with the softplus vectorized over chunks of the batch
+    /// ([`autodiff::fast_math::softplus_f64`], within 2 ulp of the libm formula).
+    fn loss_rows(&self, z: &Matrix<f64>, y: &Matrix<f64>) -> f64 {
+        const CHUNK: usize = 256;
+        let mut softplus = [0.0; CHUNK];
+        let mut total = 0.0;
+        for (zc, yc) in z.data().chunks(CHUNK).zip(y.data().chunks(CHUNK)) {
+            let sp = &mut softplus[..zc.len()];
+            fast_math::softplus_f64(zc, sp);
+            total += sp.iter().zip(zc).zip(yc).map(|((s, v), t)| s - t * v).sum::<f64>();
+        }
+        total
+    }
     fn grad_z(&self, z: &[f64], y: &[f64], out: &mut [f64]) {
         for k in 0..z.len() {
             out[k] = sigmoid(z[k]) - y[k];

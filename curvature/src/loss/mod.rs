@@ -52,6 +52,12 @@ pub trait PredictiveDistribution: Send + Sync {
     /// `L(y, z) = −log r(y|z)`.
     fn loss(&self, z: &[f64], y: &[f64]) -> f64;
 
+    /// `Σ_n L(y_n, z_n)` over the rows of a batch (shapes checked by the caller). The default
+    /// loops over the rows; a loss overrides it to vectorize across them.
+    fn loss_rows(&self, z: &Matrix<f64>, y: &Matrix<f64>) -> f64 {
+        (0..z.rows()).map(|r| self.loss(z.row(r), y.row(r))).sum()
+    }
+
     /// `out ← ∇_z L(y, z)`.
     fn grad_z(&self, z: &[f64], y: &[f64], out: &mut [f64]);
 
@@ -175,8 +181,7 @@ pub fn mean_loss(
     y: &Matrix<f64>,
 ) -> Result<f64> {
     check_batch(dist, "mean_loss", z, y)?;
-    let total: f64 = (0..z.rows()).map(|r| dist.loss(z.row(r), y.row(r))).sum();
-    Ok(total / z.rows() as f64)
+    Ok(dist.loss_rows(z, y) / z.rows() as f64)
 }
 
 /// `∇_z h`: rows `∇_z L(y_n, z_n) / N`.

@@ -312,9 +312,10 @@ fn section13_bound_for_squared_error_is_half_mean_squared_residual() {
     assert!((got - want).abs() < 1e-14, "{got} vs {want}");
 }
 
-/// Every loss's batch methods (`grad_z_rows`, `apply_h_l_rows`, `apply_f_r_rows`: overridden by
-/// the logit losses to vectorize `exp` and the sigmoid over the batch, the per-row loop
-/// otherwise) against its per-row methods, which the tests above hold to finite differences.
+/// Every loss's batch methods (`loss_rows`, `grad_z_rows`, `apply_h_l_rows`, `apply_f_r_rows`:
+/// overridden by the logit losses to vectorize `exp`, the sigmoid and the softplus over the
+/// batch, the per-row loop otherwise) against its per-row methods, which the tests above hold
+/// to finite differences. The summed loss agrees to 1e-14 of `Σ (1 + |z|) · (1 + max |y|)`.
 /// Logits up to ±700 (an unshifted `exp` overflows) and probability targets for the two logit
 /// losses; agreement to 1e-14 of the row's scale `(1 + Σ y)(1 + max |u|)`, a few ulp of either.
 #[test]
@@ -348,6 +349,14 @@ fn batch_methods_equal_the_per_row_ones_for_every_loss() {
             dist.grad_z_rows(&z, &y, &mut g);
             dist.apply_h_l_rows(&z, &y, &u, &mut hu);
             dist.apply_f_r_rows(&z, &u, &mut fu);
+            let per_row: f64 = (0..rows).map(|r| dist.loss(z.row(r), y.row(r))).sum();
+            let size: f64 = z.data().iter().map(|v| 1.0 + v.abs()).sum::<f64>()
+                * (1.0 + y.data().iter().fold(0.0_f64, |a, t| a.max(t.abs())));
+            let summed = dist.loss_rows(&z, &y);
+            assert!(
+                (summed - per_row).abs() <= 1e-14 * size,
+                "{name} (spread {spread}) Σ L: {summed} vs {per_row}"
+            );
             for r in 0..rows {
                 let (zr, yr, ur) = (z.row(r), y.row(r), u.row(r));
                 let mut want = vec![vec![0.0; m]; 3];
