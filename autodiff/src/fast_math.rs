@@ -182,15 +182,21 @@ fn tanh_one(x: f64) -> f64 {
     }
 }
 
+/// `e^{−|x|}` rounded once (0 below `x ≈ −745.13`, NaN for NaN): the sigmoid and the softplus
+/// both start from it.
+#[inline(always)]
+fn exp_neg_abs(x: f64) -> f64 {
+    // Below -746, e^y rounds to 0 (NaN passes the comparison).
+    let y = -x.abs();
+    let (hi, lo, s1, s2) = exp_split(if y < -746.0 { -746.0 } else { y });
+    (hi + lo) * s1 * s2
+}
+
 /// The logistic sigmoid for one element, as `1 / (1 + e)` or `e / (1 + e)` with `e = e^{-|x|}`,
 /// the same roundings as the per-element formula so that the two agree closely.
 #[inline(always)]
 fn sigmoid_one(x: f64) -> f64 {
-    // Below -746, e^y rounds to 0 and so does the sigmoid (NaN passes the comparison).
-    let y = -x.abs();
-    let yc = if y < -746.0 { -746.0 } else { y };
-    let (hi, lo, s1, s2) = exp_split(yc);
-    let e = (hi + lo) * s1 * s2;
+    let e = exp_neg_abs(x);
     let num = if x >= 0.0 { 1.0 } else { e };
     num / (1.0 + e)
 }
@@ -237,11 +243,7 @@ fn log1p_unit(t: f64) -> f64 {
 /// the range-reduced exponential, then [`log1p_unit`]. Exactly `eˣ` for `x` below about −37.
 #[inline(always)]
 fn softplus_one(x: f64) -> f64 {
-    // Below -746, e^y rounds to 0 (NaN passes the comparison).
-    let y = -x.abs();
-    let yc = if y < -746.0 { -746.0 } else { y };
-    let (hi, lo, s1, s2) = exp_split(yc);
-    let t = (hi + lo) * s1 * s2;
+    let t = exp_neg_abs(x);
     let positive = if x > 0.0 { x } else { 0.0 };
     positive + log1p_unit(t)
 }
