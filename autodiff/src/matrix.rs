@@ -189,6 +189,21 @@ impl<T: Copy + Default> Matrix<T> {
     }
 }
 
+/// A seed given by value: an owned matrix is used as it is (no copy), e.g. by
+/// [`Tape::tangents`](crate::Tape::tangents).
+impl<T: Clone> From<Matrix<T>> for std::borrow::Cow<'_, Matrix<T>> {
+    fn from(m: Matrix<T>) -> Self {
+        std::borrow::Cow::Owned(m)
+    }
+}
+
+/// A seed given by reference: copied where it must be owned.
+impl<'a, T: Clone> From<&'a Matrix<T>> for std::borrow::Cow<'a, Matrix<T>> {
+    fn from(m: &'a Matrix<T>) -> Self {
+        std::borrow::Cow::Borrowed(m)
+    }
+}
+
 impl<T> Index<(usize, usize)> for Matrix<T> {
     type Output = T;
     fn index(&self, (i, j): (usize, usize)) -> &T {

@@ -5,7 +5,7 @@ use crate::matrix::Matrix;
 use crate::op::jvp::{tangent, TangentStore};
 use crate::scalar::Scalar;
 use crate::tape::{Tape, Var};
-use std::borrow::Borrow;
+use std::borrow::Cow;
 
 /// The tangents of every node computed by [`Tape::tangents`].
 #[derive(Clone, Debug)]
@@ -45,18 +45,22 @@ impl<T: Scalar> Tape<T> {
     /// using the stored values: the forward-mode product `J v` of every node at once, at the
     /// cost of the tangent part of a dual forward pass (no primal recomputation).
     ///
-    /// Seeds may be owned matrices or references (`&Matrix`). Every node's tangent is kept;
+    /// Seeds are taken by value: an owned matrix becomes the seeded node's tangent as it is,
+    /// a reference (`&Matrix`) is copied. Every node's tangent is kept;
     /// [`tangents_of`](Self::tangents_of) keeps only those asked for.
-    pub fn tangents<S: Borrow<Matrix<T>>>(&self, seeds: &[(Var<'_, T>, S)]) -> Result<Tangents<T>> {
+    pub fn tangents<'v, 's, S: Into<Cow<'s, Matrix<T>>>>(
+        &self,
+        seeds: impl IntoIterator<Item = (Var<'v, T>, S)>,
+    ) -> Result<Tangents<T>> {
         self.sweep(seeds, None)
     }
 
     /// As [`tangents`](Self::tangents), keeping only the tangents of `keep`: every other
     /// tangent is dropped after the last node that reads it, so the sweep holds about one
     /// layer's tangents at a time instead of all of them (and reuses their buffers).
-    pub fn tangents_of<S: Borrow<Matrix<T>>>(
+    pub fn tangents_of<'v, 's, S: Into<Cow<'s, Matrix<T>>>>(
         &self,
-        seeds: &[(Var<'_, T>, S)],
+        seeds: impl IntoIterator<Item = (Var<'v, T>, S)>,
         keep: &[Var<'_, T>],
     ) -> Result<Tangents<T>> {
         for var in keep {
@@ -65,22 +69,23 @@ impl<T: Scalar> Tape<T> {
         self.sweep(seeds, Some(keep))
     }
 
-    fn sweep<S: Borrow<Matrix<T>>>(
+    fn sweep<'v, 's, S: Into<Cow<'s, Matrix<T>>>>(
         &self,
-        seeds: &[(Var<'_, T>, S)],
+        seeds: impl IntoIterator<Item = (Var<'v, T>, S)>,
         keep: Option<&[Var<'_, T>]>,
     ) -> Result<Tangents<T>> {
         let nodes = self.nodes.borrow();
         let mut store: TangentStore<T> = (0..nodes.len()).map(|_| None).collect();
         let mut seeded = vec![false; nodes.len()];
         for (var, seed) in seeds {
-            let seed = seed.borrow();
-            self.check_var("tangents", *var)?;
+            let seed: Cow<'_, Matrix<T>> = seed.into();
+            self.check_var("tangents", var)?;
             let shape = nodes[var.index].shape;
             if seed.shape() != shape {
                 return Err(AutodiffError::shape("tangents (seed vs node)", seed.shape(), shape));
             }
-            store[var.index] = Some(seed.clone());
+            // An owned seed is moved in (θ-sized: no copy of v per product).
+            store[var.index] = Some(seed.into_owned());
             seeded[var.index] = true;
         }
         // The last node reading each node, for the nodes whose tangents may be dropped.

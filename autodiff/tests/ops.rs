@@ -205,7 +205,7 @@ fn check_case(
     let tape = Tape::<f64>::new();
     let th = tape.input(Matrix::column(theta.clone()));
     let y = f.eval(&tape, th).map_err(|e| e.to_string())?;
-    let sweep = tape.tangents(&[(th, Matrix::column(v.clone()))]).map_err(|e| e.to_string())?;
+    let sweep = tape.tangents([(th, Matrix::column(v.clone()))]).map_err(|e| e.to_string())?;
     let (_, jv) = modes::jvp(&f, &theta, &v).map_err(|e| e.to_string())?;
     let rep = autodiff::check::compare(
         "tangent sweep vs dual J v",
@@ -219,7 +219,7 @@ fn check_case(
     }
     // Keeping only y's tangent gives the same bits, and θ's tangent is dropped after its use.
     let kept =
-        tape.tangents_of(&[(th, &Matrix::column(v.clone()))], &[y]).map_err(|e| e.to_string())?;
+        tape.tangents_of([(th, &Matrix::column(v.clone()))], &[y]).map_err(|e| e.to_string())?;
     if kept.of_or_zeros(y).data() != sweep.of_or_zeros(y).data() {
         return Err(format!("{ctx}: tangents_of differs from tangents"));
     }

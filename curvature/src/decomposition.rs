@@ -28,7 +28,7 @@ impl<M: Model> ForwardPass<'_, M> {
 
     fn theta_tangents(&self, v: &[f64]) -> Result<autodiff::Tangents<f64>> {
         let th = self.node_var(self.theta_node());
-        Ok(self.tape().tangents(&[(th, Matrix::column(v.to_vec()))])?)
+        Ok(self.tape().tangents([(th, Matrix::column(v.to_vec()))])?)
     }
 
     /// `C v` (Section 8.1.2): block row `W_i` is `∇_{s_i}h ⊗ J_{a_{i-1}} v`, summed over the

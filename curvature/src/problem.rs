@@ -228,7 +228,7 @@ impl<'a, M: Model> ForwardPass<'a, M> {
     pub fn jacobian_vector_product(&self, v: &[f64]) -> Result<Matrix<f64>> {
         self.check_v("jacobian_vector_product (v)", v)?;
         let (theta, z) = (self.node(self.theta_node), self.node(self.z_node));
-        let mut t = self.tape.tangents_of(&[(theta, Matrix::column(v.to_vec()))], &[z])?;
+        let mut t = self.tape.tangents_of([(theta, Matrix::column(v.to_vec()))], &[z])?;
         Ok(t.take(z).unwrap_or_else(|| Matrix::zeros(self.z.rows(), self.z.cols())))
     }
 

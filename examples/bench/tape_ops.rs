@@ -55,7 +55,7 @@ impl<T: Scalar> Forward<T> {
     /// `J v` (the output's shape).
     pub fn jvp(&self, v: &Matrix<T>) -> Matrix<T> {
         let (th, z) = (self.var(self.theta), self.var(self.z));
-        let mut t = self.tape.tangents_of(&[(th, v)], &[z]).expect("bench: J v");
+        let mut t = self.tape.tangents_of([(th, v)], &[z]).expect("bench: J v");
         t.take(z).expect("bench: J v reaches z")
     }
 
