@@ -315,6 +315,43 @@ fn dual_gemm_matches_triple_loop() {
         .quickcheck(prop as fn(u8, u8, u8, u64, bool, bool, bool) -> TestResult);
 }
 
+/// Products above the small-kernel size run as real products on the strided parts
+/// (`gemm_dual_by_products`, through `matrixmultiply`): every combination of zero tangents,
+/// accumulation, and operands and results read or written through transposed views, against
+/// the triple loop.
+#[test]
+fn large_dual_gemm_matches_triple_loop() {
+    let (m, k, n) = (70, 60, 66);
+    assert!(m * k * n > crate::small_gemm::SMALL_GEMM_MAX_WORK);
+    for case in 0..32u64 {
+        let (zero_a, zero_b, accumulate) = (case & 1 == 1, case & 2 == 2, case & 4 == 4);
+        let (ta, tb, tc) = (case & 8 == 8, case & 16 == 16, case % 3 == 0);
+        let a = random_dual(m, k, case, zero_a);
+        let b = random_dual(k, n, case + 100, zero_b);
+        let (at, bt) = (a.transpose(), b.transpose());
+        let av = if ta { at.as_ref().t() } else { a.as_ref() };
+        let bv = if tb { bt.as_ref().t() } else { b.as_ref() };
+        let start = random_dual(m, n, case + 200, false);
+        let mut want = naive(&a, &b);
+        if accumulate {
+            want = Matrix::from_fn(m, n, |i, j| want[(i, j)] + start[(i, j)]);
+        }
+        let got = if tc {
+            let mut ct = start.transpose();
+            Dual::gemm(av, bv, ct.as_mut().t(), accumulate);
+            ct.transpose()
+        } else {
+            let mut c = start.clone();
+            Dual::gemm(av, bv, c.as_mut(), accumulate);
+            c
+        };
+        let what = format!(
+            "case {case} (zero a {zero_a}, b {zero_b}, acc {accumulate}, t {ta} {tb} {tc})"
+        );
+        assert_close_dual(&got, &want).map_err(|e| format!("{what}: {e}")).unwrap();
+    }
+}
+
 #[test]
 fn nested_dual_gemm_recurses() {
     let a = Matrix::from_fn(3, 2, |i, j| {
