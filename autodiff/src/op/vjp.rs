@@ -37,12 +37,17 @@ pub(crate) const MAX_SPARE_BYTES: usize = 64 * 1024;
 /// The finished adjoints' buffers of one sweep (inline: the pool itself allocates nothing).
 pub(crate) type Spare<T> = SmallVec<[Vec<T>; MAX_SPARE]>;
 
-/// A buffer of `len` elements for a new adjoint: a spare one when one is large enough (its
-/// contents are stale, so the caller must overwrite every element), else a new one.
-fn take_buffer<T: Scalar>(spare: &mut Spare<T>, len: usize) -> Vec<T> {
+/// A buffer of `len` elements for a new adjoint: a spare one when one is large enough, else a
+/// new one (zero). With `zeroed` a spare one is cleared too; without, its contents are stale and
+/// the caller must overwrite every element. (A new buffer is not cleared again: for θ's adjoint
+/// that second pass would touch every fresh zero page, a memset of θ.)
+fn take_buffer<T: Scalar>(spare: &mut Spare<T>, len: usize, zeroed: bool) -> Vec<T> {
     match spare.iter().position(|b| b.capacity() >= len) {
         Some(p) => {
             let mut b = spare.swap_remove(p);
+            if zeroed {
+                b.clear();
+            }
             b.resize(len, T::zero());
             b
         }
@@ -70,8 +75,7 @@ impl<T: Scalar> Sink<'_, T> {
     fn region(&mut self, root: usize, offset: usize, len: usize) -> &mut [T] {
         let s = self.nodes[root].shape;
         let m = self.adj[root].get_or_insert_with(|| {
-            let mut b = take_buffer(self.spare, s.len());
-            b.fill(T::zero());
+            let b = take_buffer(self.spare, s.len(), true);
             Matrix::from_vec(s.rows, s.cols, b).expect("internal error: adjoint shape")
         });
         &mut m.data_mut()[offset..offset + len]
@@ -89,7 +93,7 @@ impl<T: Scalar> Sink<'_, T> {
         match &mut self.adj[j] {
             Some(m) => T::gemm(a, b, m.as_mut(), true),
             slot @ None => {
-                let buffer = take_buffer(self.spare, rows * cols);
+                let buffer = take_buffer(self.spare, rows * cols, false);
                 let mut m = Matrix::from_vec(rows, cols, buffer).expect("internal error: adjoint");
                 T::gemm(a, b, m.as_mut(), false);
                 *slot = Some(m);
@@ -112,7 +116,7 @@ impl<T: Scalar> Sink<'_, T> {
                 }
             }
             slot @ None => {
-                let mut data = take_buffer(self.spare, rows * cols);
+                let mut data = take_buffer(self.spare, rows * cols, false);
                 data.iter_mut().enumerate().for_each(|(k, x)| *x = f(k));
                 *slot = Some(
                     Matrix::from_vec(rows, cols, data).expect("internal error: adjoint shape"),
@@ -143,7 +147,7 @@ impl<T: Scalar> Sink<'_, T> {
         match &mut self.adj[j] {
             Some(m) => add(m.data_mut()),
             slot @ None => {
-                let mut data = take_buffer(self.spare, rows * cols);
+                let mut data = take_buffer(self.spare, rows * cols, false);
                 for ((x, &g), &y) in data.iter_mut().zip(g).zip(y) {
                     *x = f(g, y);
                 }
