@@ -37,22 +37,19 @@ pub(crate) const MAX_SPARE_BYTES: usize = 64 * 1024;
 /// The finished adjoints' buffers of one sweep (inline: the pool itself allocates nothing).
 pub(crate) type Spare<T> = SmallVec<[Vec<T>; MAX_SPARE]>;
 
-/// A buffer of `len` elements for a new adjoint: a spare one when one is large enough, else a
-/// new one (zero). With `zeroed` a spare one is cleared too; without, its contents are stale and
-/// the caller must overwrite every element. (A new buffer is not cleared again: for θ's adjoint
-/// that second pass would touch every fresh zero page, a memset of θ.)
-fn take_buffer<T: Scalar>(spare: &mut Spare<T>, len: usize, zeroed: bool) -> Vec<T> {
-    match spare.iter().position(|b| b.capacity() >= len) {
-        Some(p) => {
-            let mut b = spare.swap_remove(p);
-            if zeroed {
-                b.clear();
-            }
-            b.resize(len, T::zero());
-            b
-        }
-        None => vec![T::zero(); len],
+/// A spare buffer of `len` elements for a new adjoint, if one is large enough. With `zeroed`
+/// it is cleared; without, its contents are stale and the caller must overwrite every element.
+/// Without a spare, callers allocate as they would have: zeroed only where they accumulate
+/// (a new `f64` buffer comes zeroed from the allocator's fresh pages; a second pass over a
+/// θ-sized one would be a memset of θ), and by `collect` where they overwrite.
+fn take_spare<T: Scalar>(spare: &mut Spare<T>, len: usize, zeroed: bool) -> Option<Vec<T>> {
+    let p = spare.iter().position(|b| b.capacity() >= len)?;
+    let mut b = spare.swap_remove(p);
+    if zeroed {
+        b.clear();
     }
+    b.resize(len, T::zero());
+    Some(b)
 }
 
 impl<T: Scalar> Sink<'_, T> {
@@ -75,7 +72,8 @@ impl<T: Scalar> Sink<'_, T> {
     fn region(&mut self, root: usize, offset: usize, len: usize) -> &mut [T] {
         let s = self.nodes[root].shape;
         let m = self.adj[root].get_or_insert_with(|| {
-            let b = take_buffer(self.spare, s.len(), true);
+            let b =
+                take_spare(self.spare, s.len(), true).unwrap_or_else(|| vec![T::zero(); s.len()]);
             Matrix::from_vec(s.rows, s.cols, b).expect("internal error: adjoint shape")
         });
         &mut m.data_mut()[offset..offset + len]
@@ -93,7 +91,9 @@ impl<T: Scalar> Sink<'_, T> {
         match &mut self.adj[j] {
             Some(m) => T::gemm(a, b, m.as_mut(), true),
             slot @ None => {
-                let buffer = take_buffer(self.spare, rows * cols, false);
+                let len = rows * cols;
+                let buffer =
+                    take_spare(self.spare, len, false).unwrap_or_else(|| vec![T::zero(); len]);
                 let mut m = Matrix::from_vec(rows, cols, buffer).expect("internal error: adjoint");
                 T::gemm(a, b, m.as_mut(), false);
                 *slot = Some(m);
@@ -116,8 +116,13 @@ impl<T: Scalar> Sink<'_, T> {
                 }
             }
             slot @ None => {
-                let mut data = take_buffer(self.spare, rows * cols, false);
-                data.iter_mut().enumerate().for_each(|(k, x)| *x = f(k));
+                let data = match take_spare(self.spare, rows * cols, false) {
+                    Some(mut data) => {
+                        data.iter_mut().enumerate().for_each(|(k, x)| *x = f(k));
+                        data
+                    }
+                    None => (0..rows * cols).map(f).collect(),
+                };
                 *slot = Some(
                     Matrix::from_vec(rows, cols, data).expect("internal error: adjoint shape"),
                 );
@@ -147,10 +152,15 @@ impl<T: Scalar> Sink<'_, T> {
         match &mut self.adj[j] {
             Some(m) => add(m.data_mut()),
             slot @ None => {
-                let mut data = take_buffer(self.spare, rows * cols, false);
-                for ((x, &g), &y) in data.iter_mut().zip(g).zip(y) {
-                    *x = f(g, y);
-                }
+                let data = match take_spare(self.spare, rows * cols, false) {
+                    Some(mut data) => {
+                        for ((x, &g), &y) in data.iter_mut().zip(g).zip(y) {
+                            *x = f(g, y);
+                        }
+                        data
+                    }
+                    None => g.iter().zip(y).map(|(&g, &y)| f(g, y)).collect(),
+                };
                 *slot = Some(
                     Matrix::from_vec(rows, cols, data).expect("internal error: adjoint shape"),
                 );
