@@ -19,6 +19,7 @@ use crate::model::Model;
 use autodiff::dual::{dual_matrix, split};
 use autodiff::{Dual, Gradients, Matrix, Retain, Tape, Var};
 use std::cell::OnceCell;
+use std::sync::Arc;
 
 /// A model, a loss `L(y, z) = −log r(y|z)` and a batch `(x, y)` (all borrowed, so a problem is
 /// cheap to copy): the objective
@@ -83,7 +84,30 @@ impl<'a, M: Model> Problem<'a, M> {
 
     /// Runs the forward pass at θ and keeps it for the products.
     pub fn at(&self, theta: &[f64]) -> Result<ForwardPass<'a, M>> {
-        ForwardPass::new(*self, theta)
+        ForwardPass::new(*self, Theta::Copied(theta))
+    }
+
+    /// As [`at`](Self::at), with θ shared with other passes instead of copied onto this
+    /// pass's tape ([`ShardedProblem`](crate::ShardedProblem)'s row blocks).
+    pub(crate) fn at_shared(&self, theta: Arc<[f64]>) -> Result<ForwardPass<'a, M>> {
+        ForwardPass::new(*self, Theta::Shared(theta))
+    }
+}
+
+/// Where a forward pass gets θ from.
+enum Theta<'s> {
+    /// Copied onto the tape, which then holds the pass's only copy.
+    Copied(&'s [f64]),
+    /// Shared with the passes of the other row blocks of a batch (no copy).
+    Shared(Arc<[f64]>),
+}
+
+impl Theta<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Theta::Copied(theta) => theta.len(),
+            Theta::Shared(theta) => theta.len(),
+        }
     }
 }
 
@@ -100,7 +124,8 @@ pub(crate) struct LayerNodes {
 /// The forward pass of a [`Problem`] at one θ, recorded once and reused by every product.
 pub struct ForwardPass<'a, M: Model> {
     problem: Problem<'a, M>,
-    /// Holds θ (as its input node, the only copy), x, and every layer's values.
+    /// Holds θ (as its input node: a copy, or shared by a sharded batch's passes), x, and
+    /// every layer's values.
     tape: Tape<f64>,
     theta_node: usize,
     z_node: usize,
@@ -115,13 +140,16 @@ pub struct ForwardPass<'a, M: Model> {
 }
 
 impl<'a, M: Model> ForwardPass<'a, M> {
-    fn new(problem: Problem<'a, M>, theta: &[f64]) -> Result<Self> {
+    fn new(problem: Problem<'a, M>, theta: Theta<'_>) -> Result<Self> {
         let n = problem.dim();
         if theta.len() != n {
             return Err(CurvatureError::length("ForwardPass (θ)", n, theta.len()));
         }
         let tape = Tape::<f64>::new();
-        let th = tape.input(Matrix::column(theta.to_vec()));
+        let th = match theta {
+            Theta::Copied(theta) => tape.input(Matrix::column(theta.to_vec())),
+            Theta::Shared(theta) => tape.input_shared(theta, n, 1)?,
+        };
         let x = tape.constant(problem.x.clone());
         let (z, layers) = match problem.model.forward_layers(&tape, th, x)? {
             Some(layers) => {
@@ -174,7 +202,7 @@ impl<'a, M: Model> ForwardPass<'a, M> {
         &self.problem
     }
 
-    /// θ (borrowed from the tape, which holds the only copy; drop the borrow before calling a
+    /// θ (borrowed from the tape, which holds it; drop the borrow before calling a
     /// product).
     pub fn theta(&self) -> std::cell::Ref<'_, [f64]> {
         self.tape.value_ref(self.node(self.theta_node)).expect("internal error: θ node")
