@@ -214,14 +214,34 @@ macro_rules! map_loop {
 
 /// `out[i] = tanh(x[i])` in chunks of eight: a chunk whose elements all take the same formula
 /// computes only that one (the polynomial for small arguments is a third of the work of the
-/// general formula); a mixed chunk computes both. The result is `tanh_one`'s, bit for bit.
+/// general formula); a mixed chunk computes both. Runs of 32 small arguments take the
+/// polynomial four vectors at a time, whose dependency chains then overlap (0.8 against 1.1
+/// ns per element on W3's activations); the general formula stays at eight, where it does not
+/// run out of registers. The result is `tanh_one`'s, bit for bit.
 #[inline(always)]
 fn tanh_chunked(x: &[f64], out: &mut [f64]) {
+    const W: usize = 8;
+    const RUN: usize = 4 * W;
+    let mut xr = x.chunks_exact(RUN);
+    let mut or = out.chunks_exact_mut(RUN);
+    for (xc, oc) in (&mut xr).zip(&mut or) {
+        // Counted without short-circuit, so the test is a few vector compares.
+        if xc.iter().filter(|v| v.abs() < TANH_SMALL).count() == RUN {
+            map_loop!(xc, oc, tanh_small);
+        } else {
+            tanh_eights(xc, oc);
+        }
+    }
+    tanh_eights(xr.remainder(), or.into_remainder());
+}
+
+/// [`tanh_chunked`]'s chunks of eight, each on the formula its elements need.
+#[inline(always)]
+fn tanh_eights(x: &[f64], out: &mut [f64]) {
     const W: usize = 8;
     let mut xs = x.chunks_exact(W);
     let mut os = out.chunks_exact_mut(W);
     for (xc, oc) in (&mut xs).zip(&mut os) {
-        // Counted without short-circuit, so the test is one vector compare.
         let small = xc.iter().filter(|v| v.abs() < TANH_SMALL).count();
         if small == W {
             map_loop!(xc, oc, tanh_small);
