@@ -395,14 +395,36 @@ pub(crate) fn propagate<T: Scalar>(sink: &mut Sink<'_, T>, i: usize, g: &Matrix<
     Ok(())
 }
 
-/// Column sums of a row-major matrix with `cols` columns, accumulated row by row (contiguous);
-/// on the stack up to 32 columns (a small layer's bias costs no allocation).
+/// Column sums of a row-major matrix with `cols` columns, each accumulated row by row in
+/// order; on the stack up to 32 columns (a small layer's bias costs no allocation). Eight
+/// columns at a time are summed in a local array that stays in registers: summing straight
+/// into the result kept every partial sum in memory, a load and a store per element (4% of a
+/// W3 `H v`, whose dual sums are 16 bytes each).
 fn column_sums<T: Scalar>(data: &[T], cols: usize) -> SmallVec<[T; 32]> {
-    let mut sums = smallvec::smallvec![T::zero(); cols];
-    for row in data.chunks_exact(cols.max(1)) {
-        for (s, &x) in sums.iter_mut().zip(row) {
-            *s = *s + x;
+    const B: usize = 8;
+    let mut sums = SmallVec::with_capacity(cols);
+    let rows = data.len().checked_div(cols).unwrap_or(0);
+    let mut j = 0;
+    while j + B <= cols {
+        let mut acc = [T::zero(); B];
+        for r in 0..rows {
+            let row: &[T; B] = data[r * cols + j..][..B].try_into().expect("eight columns");
+            for t in 0..B {
+                acc[t] = acc[t] + row[t];
+            }
         }
+        sums.extend_from_slice(&acc);
+        j += B;
+    }
+    let rest = cols - j;
+    if rest > 0 {
+        let mut acc = [T::zero(); B];
+        for r in 0..rows {
+            for (a, &x) in acc.iter_mut().zip(&data[r * cols + j..][..rest]) {
+                *a = *a + x;
+            }
+        }
+        sums.extend_from_slice(&acc[..rest]);
     }
     sums
 }
@@ -415,4 +437,31 @@ fn row_dots<T: Scalar>(a: &[T], b: &[T], rows: usize, cols: usize) -> Vec<T> {
 #[allow(dead_code)]
 pub(crate) fn softmax<T: Scalar>(a: &Matrix<T>) -> Matrix<T> {
     log_softmax(a).map(|x| x.exp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::column_sums;
+    use crate::Dual;
+
+    /// Every width around the eight-column blocks, and one past the inline 32: each sum equals
+    /// the row-by-row sum exactly (same order), for reals and for dual numbers.
+    #[test]
+    fn column_sums_are_the_row_by_row_sums() {
+        for cols in [0, 1, 7, 8, 9, 16, 20, 33] {
+            let rows = 5;
+            let data: Vec<f64> =
+                (0..rows * cols).map(|i| ((i * 37) % 23) as f64 / 7.0 - 1.5).collect();
+            let want: Vec<f64> =
+                (0..cols).map(|j| (0..rows).fold(0.0, |s, r| s + data[r * cols + j])).collect();
+            assert_eq!(column_sums(&data, cols).to_vec(), want, "{cols} columns");
+            let dual: Vec<Dual<f64>> = data.iter().map(|&x| Dual::new(x, 2.0 * x + 1.0)).collect();
+            let got = column_sums(&dual, cols);
+            for (j, d) in got.iter().enumerate() {
+                let eps = (0..rows).fold(0.0, |s, r| s + dual[r * cols + j].eps);
+                assert_eq!((d.re, d.eps), (want[j], eps), "{cols} columns, dual [{j}]");
+            }
+            assert_eq!(got.len(), cols);
+        }
+    }
 }
