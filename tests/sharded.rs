@@ -106,3 +106,56 @@ fn bad_shapes_and_thread_counts_are_errors() {
     let err = sharded.at(&theta).unwrap().into_operator(&kind).err().expect("not sharded");
     assert!(err.to_string().contains("Monte-Carlo Fisher is not sharded"), "{err}");
 }
+
+/// Every product of one pass at θ, in a fixed order.
+fn all_products(sharded: &ShardedProblem<'_, Mlp>, theta: &[f64], v: &[f64]) -> Vec<Vec<f64>> {
+    let pass = sharded.at(theta).unwrap();
+    let u = Matrix::from_fn(pass.jacobian_vector_product(v).unwrap().rows(), 5, |i, j| {
+        ((i * 5 + j) % 7) as f64 - 3.0
+    });
+    vec![
+        vec![pass.loss().unwrap()],
+        pass.gradient().unwrap(),
+        pass.jacobian_vector_product(v).unwrap().into_vec(),
+        pass.transpose_jacobian_vector_product(&u).unwrap(),
+        pass.ggn_vector_product(v).unwrap(),
+        pass.fisher_vector_product(v).unwrap(),
+        pass.empirical_fisher_vector_product(v).unwrap(),
+        pass.hessian_vector_product(v).unwrap(),
+        sharded.hessian_vector_product(theta, v).unwrap(),
+    ]
+}
+
+/// The blocks' buffer pools hand a pass the buffers of earlier passes, filled with their
+/// values: every product must still be bit-for-bit what it was with fresh buffers, also after
+/// passes at another θ and after the pools move to a new problem.
+#[test]
+fn recycled_buffers_give_the_same_products_bit_for_bit() {
+    let mut rng = StdRng::seed_from_u64(7);
+    // Big enough that every activation and adjoint is pooled (≥ 1024 bytes).
+    let mlp = Mlp::new(&[12, 24, 5], &[Activation::Tanh, Activation::Identity]).unwrap();
+    let x = random_matrix(96, 12, &mut rng);
+    let z = random_matrix(96, 5, &mut rng);
+    let sce = loss::SoftmaxCrossEntropy;
+    let y = loss::sample_targets(&sce, &z, &mut rng).unwrap();
+    let (theta, other) =
+        (random_vector(mlp.num_params(), &mut rng), random_vector(mlp.num_params(), &mut rng));
+    let v = random_vector(mlp.num_params(), &mut rng);
+    let problem = Problem::new(&mlp, &sce, &x, &y).unwrap();
+    let sharded = ShardedProblem::new(&problem, 2).unwrap();
+    assert_eq!(sharded.retained_bytes(), 0);
+    let fresh = all_products(&sharded, &theta, &v);
+    let retained = sharded.retained_bytes();
+    assert!(retained > 0, "the pools kept nothing");
+    all_products(&sharded, &other, &v);
+    assert_eq!(all_products(&sharded, &theta, &v), fresh, "recycled buffers changed a product");
+    // The pools move to a new problem over the same batch, with what they hold.
+    let pools = sharded.into_buffer_pools();
+    let again = ShardedProblem::new(&problem, 2).unwrap().with_buffer_pools(pools);
+    assert!(again.retained_bytes() > 0);
+    assert_eq!(all_products(&again, &theta, &v), fresh);
+    // And the whole batch agrees to round-off, as with fresh buffers.
+    let whole = problem.at(&theta).unwrap();
+    close("gradient", &fresh[1], &whole.gradient().unwrap()).unwrap();
+    close("H v", &fresh[7], &whole.hessian_vector_product(&v).unwrap()).unwrap();
+}

@@ -133,6 +133,8 @@ impl<T: Scalar> Tape<T> {
                 }
             }
         }
+        // The spares are plain vectors: give them to the current pool (if any) like matrices.
+        spare.into_iter().for_each(crate::buffers::give);
         Ok(Gradients { tape_id: self.id, adjoints })
     }
 }

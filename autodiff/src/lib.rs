@@ -62,6 +62,7 @@
 //! ```
 
 pub mod backward;
+pub mod buffers;
 pub mod check;
 pub mod dual;
 pub mod error;
@@ -78,6 +79,7 @@ pub mod tape;
 pub mod var;
 
 pub use backward::{Gradients, Retain};
+pub use buffers::BufferPool;
 pub use dual::Dual;
 pub use error::{AutodiffError, Result};
 pub use matrix::{MatMut, MatRef, Matrix, Shape};

@@ -4,6 +4,7 @@
 //! vector θ is an `n×1` matrix. Views carry a row and a column stride, so a transpose or the
 //! real part of a dual matrix is a view of the same buffer, never a copy.
 
+use crate::buffers;
 use crate::error::AutodiffError;
 use std::fmt;
 use std::marker::PhantomData;
@@ -42,7 +43,7 @@ impl fmt::Display for Shape {
 }
 
 /// A dense row-major matrix that owns its elements.
-#[derive(Clone, Debug, PartialEq, Default)]
+#[derive(Debug, PartialEq, Default)]
 pub struct Matrix<T> {
     rows: usize,
     cols: usize,
@@ -74,7 +75,7 @@ impl<T: Copy> Matrix<T> {
 
     /// A matrix whose `(i, j)` element is `f(i, j)`.
     pub fn from_fn(rows: usize, cols: usize, mut f: impl FnMut(usize, usize) -> T) -> Self {
-        let mut data = Vec::with_capacity(rows * cols);
+        let mut data = buffers::with_capacity(rows * cols);
         for i in 0..rows {
             for j in 0..cols {
                 data.push(f(i, j));
@@ -85,7 +86,7 @@ impl<T: Copy> Matrix<T> {
 
     /// A matrix with every element equal to `value`.
     pub fn filled(rows: usize, cols: usize, value: T) -> Self {
-        Matrix { rows, cols, data: vec![value; rows * cols] }
+        Matrix { rows, cols, data: buffers::filled(rows * cols, value) }
     }
 
     /// Number of rows.
@@ -124,8 +125,8 @@ impl<T: Copy> Matrix<T> {
     }
 
     /// The elements in row-major order, by value.
-    pub fn into_vec(self) -> Vec<T> {
-        self.data
+    pub fn into_vec(mut self) -> Vec<T> {
+        std::mem::take(&mut self.data)
     }
 
     /// Row `i` as a slice.
@@ -140,7 +141,7 @@ impl<T: Copy> Matrix<T> {
 
     /// The same elements read as a `rows×cols` matrix (row-major order is kept).
     pub fn reshape(self, rows: usize, cols: usize) -> Result<Self, AutodiffError> {
-        Matrix::from_vec(rows, cols, self.data)
+        Matrix::from_vec(rows, cols, self.into_vec())
     }
 
     /// A new matrix holding the transpose.
@@ -153,7 +154,7 @@ impl<T: Copy> Matrix<T> {
         Matrix {
             rows: self.rows,
             cols: self.cols,
-            data: self.data.iter().copied().map(f).collect(),
+            data: buffers::collect(self.data.len(), self.data.iter().copied().map(f)),
         }
     }
 
@@ -186,6 +187,21 @@ impl<T: Copy + Default> Matrix<T> {
     /// A `rows×cols` matrix of zeros (`T::default()`).
     pub fn zeros(rows: usize, cols: usize) -> Self {
         Matrix::filled(rows, cols, T::default())
+    }
+}
+
+impl<T: Clone> Clone for Matrix<T> {
+    fn clone(&self) -> Self {
+        let mut data = buffers::with_capacity(self.data.len());
+        data.extend_from_slice(&self.data);
+        Matrix { rows: self.rows, cols: self.cols, data }
+    }
+}
+
+/// Inside a [`BufferPool::scope`](crate::BufferPool::scope) the buffer goes back to the pool.
+impl<T> Drop for Matrix<T> {
+    fn drop(&mut self) {
+        buffers::give(std::mem::take(&mut self.data));
     }
 }
 

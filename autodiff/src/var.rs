@@ -156,7 +156,7 @@ impl<'t, T: Scalar> Var<'t, T> {
             // Start from the bias rows and accumulate the product onto them: one pass. The
             // rows are filled by doubling copies (log₂ N of them, not one per row).
             let total = sa.rows * sw.rows;
-            let mut data = Vec::with_capacity(total);
+            let mut data = crate::buffers::with_capacity(total);
             if total > 0 {
                 data.extend((0..sw.rows).map(|j| v[2].get(0, j)));
                 while data.len() < total {

@@ -32,8 +32,8 @@ use crate::operator::{
     check_apply_lengths, layer_blocks, BlockDiagonal, CurvatureKind, LinearOperator,
 };
 use crate::problem::{ForwardPass, Problem};
-use autodiff::Matrix;
-use std::sync::{Arc, Mutex};
+use autodiff::{BufferPool, Matrix};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 
 /// A [`Problem`] whose batch is split into row blocks, one thread each.
@@ -43,6 +43,10 @@ pub struct ShardedProblem<'a, M: Model> {
     /// `(x, y)` row blocks, in order.
     blocks: Vec<(Matrix<f64>, Matrix<f64>)>,
     rows: usize,
+    /// One pool per block: every pass of block k allocates from and frees into `pools[k]`, so
+    /// a worker thread reuses the buffers of the last pass instead of faulting in fresh pages
+    /// (see [`autodiff::buffers`]).
+    pools: Vec<Mutex<BufferPool>>,
 }
 
 /// Below this many elements a weighted sum of the blocks' vectors runs on one thread (a
@@ -58,6 +62,15 @@ fn rows_of(m: &Matrix<f64>, start: usize, count: usize) -> Matrix<f64> {
     let c = m.cols();
     Matrix::from_vec(count, c, m.data()[start * c..(start + count) * c].to_vec())
         .expect("internal error: row block")
+}
+
+fn lock(pool: &Mutex<BufferPool>) -> MutexGuard<'_, BufferPool> {
+    pool.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// `f()` with `pool` as this thread's buffer pool.
+fn in_pool<R>(pool: &Mutex<BufferPool>, f: impl FnOnce() -> R) -> R {
+    lock(pool).scope(f)
 }
 
 /// `f` on every item, the first on this thread and the others on scoped threads; a panic in
@@ -81,7 +94,11 @@ fn parallel_map<I: Send, R: Send>(items: Vec<I>, f: impl Fn(I) -> R + Sync) -> V
 /// …) whatever the split, so the result does not depend on the number of threads used here.
 /// A θ-sized sum would be serial work between two parallel sweeps, so above `PARALLEL_SUM`
 /// elements each block's thread sums one range of it.
-fn weighted_sum(parts: Vec<Result<Vec<f64>>>, weights: &[f64]) -> Result<Vec<f64>> {
+fn weighted_sum(
+    parts: Vec<Result<Vec<f64>>>,
+    weights: &[f64],
+    pools: &[Mutex<BufferPool>],
+) -> Result<Vec<f64>> {
     let mut parts = parts.into_iter().collect::<Result<Vec<_>>>()?.into_iter();
     let Some(mut total) = parts.next() else { return Ok(Vec::new()) };
     let rest: Vec<Vec<f64>> = parts.collect();
@@ -109,6 +126,10 @@ fn weighted_sum(parts: Vec<Result<Vec<f64>>>, weights: &[f64]) -> Result<Vec<f64
         let ranges: Vec<(usize, &mut [f64])> =
             total.chunks_mut(chunk).enumerate().map(|(c, out)| (c * chunk, out)).collect();
         parallel_map(ranges, |(start, out)| sum_range(start, out));
+    }
+    // The other blocks' vectors were allocated from their pools: hand them back.
+    for (part, pool) in rest.into_iter().zip(pools.iter().skip(1)) {
+        lock(pool).recycle(part);
     }
     Ok(total)
 }
@@ -138,7 +159,7 @@ impl<'a, M: Model + Sync> ShardedProblem<'a, M> {
         }
         let rows = x.rows();
         let mut start = 0;
-        let blocks = block_sizes(rows, threads.min(rows))
+        let blocks: Vec<_> = block_sizes(rows, threads.min(rows))
             .into_iter()
             .map(|count| {
                 let block = (rows_of(x, start, count), rows_of(y, start, count));
@@ -146,7 +167,29 @@ impl<'a, M: Model + Sync> ShardedProblem<'a, M> {
                 block
             })
             .collect();
-        Ok(ShardedProblem { model, loss, blocks, rows })
+        let pools = (0..blocks.len()).map(|_| Mutex::new(BufferPool::new())).collect();
+        Ok(ShardedProblem { model, loss, blocks, rows, pools })
+    }
+
+    /// Uses `pools` as the blocks' buffer pools (from [`into_buffer_pools`](Self::into_buffer_pools)
+    /// of an earlier problem), so a new batch reuses the buffers of the last one's passes;
+    /// missing pools are made empty and extra ones dropped.
+    pub fn with_buffer_pools(mut self, pools: Vec<BufferPool>) -> Self {
+        let mut pools = pools.into_iter();
+        for slot in &mut self.pools {
+            *slot = Mutex::new(pools.next().unwrap_or_default());
+        }
+        self
+    }
+
+    /// The blocks' buffer pools, holding the buffers of the last passes.
+    pub fn into_buffer_pools(self) -> Vec<BufferPool> {
+        self.pools.into_iter().map(|p| p.into_inner().unwrap_or_else(|e| e.into_inner())).collect()
+    }
+
+    /// Bytes the blocks' pools hold between passes (freed with the problem).
+    pub fn retained_bytes(&self) -> usize {
+        self.pools.iter().map(|p| lock(p).retained_bytes()).sum()
     }
 
     /// The number of blocks (threads per product).
@@ -175,19 +218,20 @@ impl<'a, M: Model + Sync> ShardedProblem<'a, M> {
         // One copy of θ for all blocks: a copy per block is θ-sized work that does not shrink
         // with the number of threads, and on a worker thread it writes fresh pages each time.
         let shared: Arc<[f64]> = Arc::from(theta);
-        let passes =
-            parallel_map(self.problems(), |p| p.at_shared(Arc::clone(&shared)).map(Mutex::new));
-        Ok(ShardedPass {
-            passes: passes.into_iter().collect::<Result<_>>()?,
-            weights: self.weights(),
-            model: self.model,
-        })
+        let items: Vec<_> = self.problems().into_iter().zip(&self.pools).collect();
+        let passes = parallel_map(items, |(p, pool)| {
+            in_pool(pool, || p.at_shared(Arc::clone(&shared)).map(Mutex::new))
+        });
+        let passes = passes.into_iter().collect::<Result<_>>()?;
+        Ok(ShardedPass { passes, weights: self.weights(), model: self.model, pools: &self.pools })
     }
 
     /// `H v` at θ from θ alone ([`Problem::hessian_vector_product`] on every block).
     pub fn hessian_vector_product(&self, theta: &[f64], v: &[f64]) -> Result<Vec<f64>> {
-        let parts = parallel_map(self.problems(), |p| p.hessian_vector_product(theta, v));
-        weighted_sum(parts, &self.weights())
+        let items: Vec<_> = self.problems().into_iter().zip(&self.pools).collect();
+        let parts =
+            parallel_map(items, |(p, pool)| in_pool(pool, || p.hessian_vector_product(theta, v)));
+        weighted_sum(parts, &self.weights(), &self.pools)
     }
 }
 
@@ -201,12 +245,23 @@ pub struct ShardedPass<'p, M: Model> {
     passes: Vec<Mutex<ForwardPass<'p, M>>>,
     weights: Vec<f64>,
     model: &'p M,
+    pools: &'p [Mutex<BufferPool>],
+}
+
+/// Each block's tape is dropped into its pool, ready for the next pass.
+impl<M: Model> Drop for ShardedPass<'_, M> {
+    fn drop(&mut self) {
+        for (pass, pool) in std::mem::take(&mut self.passes).into_iter().zip(self.pools) {
+            in_pool(pool, || drop(pass));
+        }
+    }
 }
 
 impl<M: Model + Sync> ShardedPass<'_, M> {
     fn each<R: Send>(&self, f: impl Fn(&ForwardPass<'_, M>) -> R + Sync) -> Vec<R> {
-        parallel_map(self.passes.iter().collect(), |p| {
-            f(&p.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+        let items: Vec<_> = self.passes.iter().zip(self.pools).collect();
+        parallel_map(items, |(p, pool)| {
+            in_pool(pool, || f(&p.lock().unwrap_or_else(|poisoned| poisoned.into_inner())))
         })
     }
 
@@ -214,7 +269,7 @@ impl<M: Model + Sync> ShardedPass<'_, M> {
         &self,
         f: impl Fn(&ForwardPass<'_, M>) -> Result<Vec<f64>> + Sync,
     ) -> Result<Vec<f64>> {
-        weighted_sum(self.each(f), &self.weights)
+        weighted_sum(self.each(f), &self.weights, self.pools)
     }
 
     fn output_rows(&self) -> Vec<usize> {
@@ -266,13 +321,15 @@ impl<M: Model + Sync> ShardedPass<'_, M> {
                 block
             })
             .collect();
-        let items: Vec<_> = self.passes.iter().zip(&blocks).collect();
-        let parts = parallel_map(items, |(p, u)| {
-            p.lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .transpose_jacobian_vector_product(u)
+        let items: Vec<_> = self.passes.iter().zip(&blocks).zip(self.pools).collect();
+        let parts = parallel_map(items, |((p, u), pool)| {
+            in_pool(pool, || {
+                p.lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .transpose_jacobian_vector_product(u)
+            })
         });
-        weighted_sum(parts, &vec![1.0; blocks.len()])
+        weighted_sum(parts, &vec![1.0; blocks.len()], self.pools)
     }
 
     /// `G v` (eqn 5).
@@ -358,6 +415,7 @@ impl<M: Model + Sync> LinearOperator for ShardedOperator<'_, M> {
             ShardedProduct::EmpiricalFisher => self.pass.empirical_fisher_vector_product(v)?,
         };
         out.copy_from_slice(&result);
+        lock(&self.pass.pools[0]).recycle(result);
         Ok(())
     }
 }
@@ -378,17 +436,23 @@ mod tests {
     #[test]
     fn the_parallel_weighted_sum_is_the_serial_one_exactly() {
         for n in [10, PARALLEL_SUM + 7] {
+            let pools: Vec<_> = (0..3).map(|_| Mutex::new(BufferPool::new())).collect();
+            // Each block's vector comes from its own pool, as a block's gradient does.
             let part = |k: usize| -> Vec<f64> {
-                (0..n).map(|i| ((i * (k + 3)) % 97) as f64 / 7.0 - 6.0).collect()
+                let f = |i, _| ((i * (k + 3)) % 97) as f64 / 7.0 - 6.0;
+                in_pool(&pools[k], || Matrix::from_fn(n, 1, f).into_vec())
             };
             let (a, b, c) = (part(0), part(1), part(2));
             let w = [0.3, 0.45, 0.25];
             let expected: Vec<f64> =
                 (0..n).map(|i| w[0] * a[i] + w[1] * b[i] + w[2] * c[i]).collect();
-            let got = weighted_sum(vec![Ok(a), Ok(b), Ok(c)], &w).unwrap();
+            let got = weighted_sum(vec![Ok(a), Ok(b), Ok(c)], &w, &pools).unwrap();
+            let kept: usize = pools.iter().map(|p| lock(p).retained_bytes()).sum();
+            assert_eq!(kept, if n * 8 >= 1024 { 2 * n * 8 } else { 0 }, "n = {n}");
             assert_eq!(got, expected, "n = {n}");
         }
-        let err = weighted_sum(vec![Ok(vec![1.0; 3]), Ok(vec![1.0; 2])], &[0.5, 0.5]);
+        let pools: Vec<_> = (0..2).map(|_| Mutex::new(BufferPool::new())).collect();
+        let err = weighted_sum(vec![Ok(vec![1.0; 3]), Ok(vec![1.0; 2])], &[0.5, 0.5], &pools);
         assert!(err.is_err());
     }
 }

@@ -4,6 +4,7 @@
 
 use crate::error::{OptimError, Result};
 use autodiff::linalg::{dot, matvec};
+use autodiff::BufferPool;
 use autodiff::Matrix;
 use curvature::loss::PredictiveDistribution;
 use curvature::{CurvatureKind, LinearOperator, Model, Problem, ShardedProblem};
@@ -109,6 +110,10 @@ pub struct NetworkObjective<'a, M: Model> {
     /// The curvature batch in row blocks when `threads > 1`, rebuilt on each curvature call
     /// and kept here because the operator borrows it.
     shards: Option<ShardedProblem<'a, M>>,
+    /// The row blocks' buffer pools, handed from one `ShardedProblem` to the next so every
+    /// call reuses the buffers of the last (worker threads would otherwise fault in fresh
+    /// pages for every pass).
+    pools: Vec<BufferPool>,
 }
 
 impl<'a, M: Model> NetworkObjective<'a, M> {
@@ -135,6 +140,7 @@ impl<'a, M: Model> NetworkObjective<'a, M> {
             rng: StdRng::seed_from_u64(0),
             threads: 1,
             shards: None,
+            pools: Vec::new(),
         })
     }
 
@@ -230,22 +236,30 @@ impl<M: Model + Sync> Objective for NetworkObjective<'_, M> {
     }
 
     fn loss(&mut self, theta: &[f64]) -> Result<f64> {
+        let pools = std::mem::take(&mut self.pools);
         let problem = self.problem();
         let threads = threads_for(self.threads, problem.x.rows());
         if threads > 1 {
-            return Ok(ShardedProblem::new(&problem, threads)?.at(theta)?.loss()?);
+            let sharded = ShardedProblem::new(&problem, threads)?.with_buffer_pools(pools);
+            let loss = sharded.at(theta).and_then(|pass| pass.loss());
+            self.pools = sharded.into_buffer_pools();
+            return Ok(loss?);
         }
         Ok(problem.at(theta)?.loss()?)
     }
 
     fn loss_and_gradient(&mut self, theta: &[f64], gradient: &mut [f64]) -> Result<f64> {
+        let pools = std::mem::take(&mut self.pools);
         let problem = self.problem();
         let threads = threads_for(self.threads, problem.x.rows());
         if threads > 1 {
-            let sharded = ShardedProblem::new(&problem, threads)?;
-            let pass = sharded.at(theta)?;
-            gradient.copy_from_slice(&pass.gradient()?);
-            return Ok(pass.loss()?);
+            let sharded = ShardedProblem::new(&problem, threads)?.with_buffer_pools(pools);
+            let loss = sharded.at(theta).and_then(|pass| {
+                gradient.copy_from_slice(&pass.gradient()?);
+                pass.loss()
+            });
+            self.pools = sharded.into_buffer_pools();
+            return Ok(loss?);
         }
         let pass = problem.at(theta)?;
         gradient.copy_from_slice(&pass.gradient()?);
@@ -268,7 +282,11 @@ impl<M: Model + Sync> Objective for NetworkObjective<'_, M> {
         };
         let threads = threads_for(self.threads, x.rows());
         if threads > 1 && sharded_kind {
-            let shards = ShardedProblem::from_parts(self.model, self.loss, x, y, threads)?;
+            if let Some(previous) = self.shards.take() {
+                self.pools = previous.into_buffer_pools();
+            }
+            let shards = ShardedProblem::from_parts(self.model, self.loss, x, y, threads)?
+                .with_buffer_pools(std::mem::take(&mut self.pools));
             let shards = self.shards.insert(shards);
             return Ok(shards.at(theta)?.into_operator(kind)?);
         }

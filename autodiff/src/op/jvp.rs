@@ -7,6 +7,7 @@
 //! dual-number forward pass gives the same `J v` in one go.
 
 use super::{zip_map, Op, UnaryFn};
+use crate::buffers;
 use crate::error::{AutodiffError, Result};
 use crate::matrix::{MatRef, Matrix};
 use crate::scalar::Scalar;
@@ -35,7 +36,7 @@ fn view<T: Copy>(m: &Matrix<T>, transpose: bool) -> MatRef<'_, T> {
 }
 
 fn map<T: Scalar>(t: &Matrix<T>, f: impl Fn(usize, T) -> T) -> Matrix<T> {
-    let data = t.data().iter().enumerate().map(|(k, &x)| f(k, x)).collect();
+    let data = buffers::collect(t.len(), t.data().iter().enumerate().map(|(k, &x)| f(k, x)));
     Matrix::from_vec(t.rows(), t.cols(), data).expect("internal error: tangent shape")
 }
 
@@ -214,8 +215,12 @@ pub(crate) fn tangent<T: Scalar>(
         }),
         &Op::Slice { a, start } => t(a).map(|x| {
             let len = out.len();
-            Matrix::from_vec(out.rows(), out.cols(), x.data()[start..start + len].to_vec())
-                .expect("internal error: slice tangent")
+            Matrix::from_vec(
+                out.rows(),
+                out.cols(),
+                buffers::collect(len, x.data()[start..start + len].iter().copied()),
+            )
+            .expect("internal error: slice tangent")
         }),
         Op::Custom { op, inputs } => {
             if inputs.iter().all(|&j| t(j).is_none()) {

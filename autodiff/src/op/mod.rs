@@ -136,7 +136,8 @@ impl<T: Scalar> Op<T> {
 
 /// Elementwise `f(a, b)` over two matrices of the same shape (checked by the caller).
 pub(crate) fn zip_map<T: Scalar>(a: &Matrix<T>, b: &Matrix<T>, f: impl Fn(T, T) -> T) -> Matrix<T> {
-    let data = a.data().iter().zip(b.data()).map(|(&x, &y)| f(x, y)).collect();
+    let data =
+        crate::buffers::collect(a.len(), a.data().iter().zip(b.data()).map(|(&x, &y)| f(x, y)));
     Matrix::from_vec(a.rows(), a.cols(), data).expect("internal error: zip_map shapes")
 }
 

@@ -5,6 +5,7 @@
 //! differentiate themselves, which is how the sweep over a `Dual<f64>` tape yields `H v`.
 
 use super::{log_softmax, Op, UnaryFn};
+use crate::buffers;
 use crate::error::Result;
 use crate::matrix::{MatMut, MatRef, Matrix};
 use crate::scalar::Scalar;
@@ -72,8 +73,8 @@ impl<T: Scalar> Sink<'_, T> {
     fn region(&mut self, root: usize, offset: usize, len: usize) -> &mut [T] {
         let s = self.nodes[root].shape;
         let m = self.adj[root].get_or_insert_with(|| {
-            let b =
-                take_spare(self.spare, s.len(), true).unwrap_or_else(|| vec![T::zero(); s.len()]);
+            let b = take_spare(self.spare, s.len(), true)
+                .unwrap_or_else(|| buffers::filled(s.len(), T::zero()));
             Matrix::from_vec(s.rows, s.cols, b).expect("internal error: adjoint shape")
         });
         &mut m.data_mut()[offset..offset + len]
@@ -92,8 +93,8 @@ impl<T: Scalar> Sink<'_, T> {
             Some(m) => T::gemm(a, b, m.as_mut(), true),
             slot @ None => {
                 let len = rows * cols;
-                let buffer =
-                    take_spare(self.spare, len, false).unwrap_or_else(|| vec![T::zero(); len]);
+                let buffer = take_spare(self.spare, len, false)
+                    .unwrap_or_else(|| buffers::filled(len, T::zero()));
                 let mut m = Matrix::from_vec(rows, cols, buffer).expect("internal error: adjoint");
                 T::gemm(a, b, m.as_mut(), false);
                 *slot = Some(m);
@@ -121,7 +122,7 @@ impl<T: Scalar> Sink<'_, T> {
                         data.iter_mut().enumerate().for_each(|(k, x)| *x = f(k));
                         data
                     }
-                    None => (0..rows * cols).map(f).collect(),
+                    None => buffers::collect(rows * cols, (0..rows * cols).map(f)),
                 };
                 *slot = Some(
                     Matrix::from_vec(rows, cols, data).expect("internal error: adjoint shape"),
@@ -159,7 +160,7 @@ impl<T: Scalar> Sink<'_, T> {
                         }
                         data
                     }
-                    None => g.iter().zip(y).map(|(&g, &y)| f(g, y)).collect(),
+                    None => buffers::collect(rows * cols, g.iter().zip(y).map(|(&g, &y)| f(g, y))),
                 };
                 *slot = Some(
                     Matrix::from_vec(rows, cols, data).expect("internal error: adjoint shape"),
