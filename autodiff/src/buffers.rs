@@ -29,7 +29,7 @@
 //! ```
 
 use std::alloc::Layout;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::mem::{needs_drop, size_of, ManuallyDrop};
 use std::ptr::NonNull;
 
@@ -79,6 +79,9 @@ impl std::fmt::Debug for BufferPool {
 thread_local! {
     /// The pool of the innermost [`BufferPool::scope`] running on this thread.
     static CURRENT: RefCell<Option<BufferPool>> = const { RefCell::new(None) };
+    /// Whether `CURRENT` holds a pool: a plain flag, so that allocations outside any scope
+    /// (the common case) cost one thread-local load, not a lookup of a value with a destructor.
+    static ACTIVE: Cell<bool> = const { Cell::new(false) };
 }
 
 impl BufferPool {
@@ -126,13 +129,16 @@ impl BufferPool {
         impl Drop for Restore<'_> {
             fn drop(&mut self) {
                 let previous = self.previous.take();
+                let active = previous.is_some();
                 if let Ok(mine) = CURRENT.try_with(|c| c.replace(previous)) {
                     *self.pool = mine.unwrap_or_default();
                 }
+                let _ = ACTIVE.try_with(|a| a.set(active));
             }
         }
         let mine = std::mem::take(self);
         let previous = CURRENT.with(|c| c.replace(Some(mine)));
+        ACTIVE.with(|a| a.set(true));
         let _restore = Restore { pool: self, previous };
         f()
     }
@@ -197,10 +203,16 @@ fn pooled_layout<T>(capacity: usize) -> Option<Layout> {
     (layout.size() >= MIN_POOLED_BYTES).then_some(layout)
 }
 
+/// Whether a scope is running on this thread.
+#[inline]
+fn active() -> bool {
+    ACTIVE.try_with(Cell::get).unwrap_or(false)
+}
+
 /// An empty vector with capacity exactly `capacity`: from the current scope's pool when it
 /// has one, else from the allocator.
 pub(crate) fn with_capacity<T>(capacity: usize) -> Vec<T> {
-    if pooled_layout::<T>(capacity).is_some() {
+    if active() && pooled_layout::<T>(capacity).is_some() {
         let pooled = CURRENT
             .try_with(|c| c.borrow_mut().as_mut().and_then(|pool| pool.take(capacity)))
             .ok()
@@ -229,7 +241,7 @@ pub(crate) fn collect<T>(len: usize, iter: impl IntoIterator<Item = T>) -> Vec<T
 
 /// Gives `buffer` to the current scope's pool, or frees it outside a scope.
 pub(crate) fn give<T>(buffer: Vec<T>) {
-    if pooled_layout::<T>(buffer.capacity()).is_none() {
+    if !active() || pooled_layout::<T>(buffer.capacity()).is_none() {
         return;
     }
     let mut buffer = Some(buffer);

@@ -23,6 +23,9 @@
 //! ([`Var::affine`]) is one node with one buffer. On the 2.8-million-parameter autoencoder of
 //! the benchmark, the gradient's peak heap is 1.4× the bytes of θ, `∇h`, the input and the
 //! layers' `s_i` and `a_i`.
+//! Passes that repeat (a training loop, the products of conjugate gradient, one thread per row
+//! block) can keep their buffers from one pass to the next in a [`BufferPool`]: inside
+//! [`BufferPool::scope`] matrices take and give back buffers of exactly their size.
 //!
 //! Mistakes in use (shapes, a variable from another tape, an out-of-range slice, a NaN when
 //! [`Tape::set_check_finite`] is on) are [`AutodiffError`]s naming the op and the shapes.

@@ -37,7 +37,9 @@
 //!
 //! **Threads**: every quantity is a sum over examples, so [`ShardedProblem`] splits the batch
 //! into row blocks and runs each product on one thread per block, exactly (the blocks only
-//! reorder the sums); `optim`'s `NetworkObjective::with_threads` trains with it.
+//! reorder the sums); `optim`'s `NetworkObjective::with_threads` trains with it. Each block
+//! allocates from its own [`autodiff::BufferPool`], so a worker thread reuses the buffers of
+//! its last pass instead of faulting in fresh pages every time.
 //!
 //! # Example
 //! ```
