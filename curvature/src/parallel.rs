@@ -292,10 +292,11 @@ impl<M: Model + Sync> ShardedPass<'_, M> {
         let parts = self.each(|p| p.jacobian_vector_product(v));
         let mut data = Vec::new();
         let mut cols = 0;
-        for part in parts {
+        for (part, pool) in parts.into_iter().zip(self.pools) {
             let part = part?;
             cols = part.cols();
             data.extend_from_slice(part.data());
+            lock(pool).recycle(part.into_vec());
         }
         Ok(Matrix::from_vec(data.len() / cols.max(1), cols, data)?)
     }
