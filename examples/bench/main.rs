@@ -16,9 +16,10 @@
 //! every f64 op through a `ShardedProblem` of t row blocks (data parallelism over the batch),
 //! each block on single-threaded GEMMs, and reports the speedup over one thread in the same
 //! process. W3's one-thread rows are sampled round-robin across its ops (see
-//! `round_robin_times`). The `f32` rows (one thread) run every op but `F v` on `autodiff` directly
-//! ([`tape_ops`]; `curvature` is `f64`), each first checked against its `f64` result; their
-//! `÷ grad*` is to the `f32` gradient.
+//! `round_robin_times`). The `f32` rows run every op but `F v` on `autodiff` directly
+//! ([`tape_ops`]; `curvature` is `f64`), on t threads over t row blocks of the batch
+//! ([`sharded_f32`], as `ShardedProblem` does), each first checked against its `f64` result;
+//! their `÷ grad*` is to the `f32` gradient.
 
 use autodiff::random::{random_matrix, random_vector};
 use autodiff::{Dual, Matrix, Scalar};
@@ -31,6 +32,7 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Instant;
 
+mod sharded_f32;
 mod tape_ops;
 
 /// The system allocator, counting live heap bytes and their high-water mark, so the peak
@@ -424,6 +426,7 @@ fn dual_product_overhead() -> f64 {
 fn op_closure<'a>(
     inp: &'a Inputs<'a>,
     sharded: Option<&'a ShardedProblem<'a, Mlp>>,
+    blocks: Option<&'a sharded_f32::Blocks>,
     op: &str,
     dtype: &str,
 ) -> Option<Box<dyn FnMut() + 'a>> {
@@ -467,8 +470,10 @@ fn op_closure<'a>(
             None => f64_ops!(problem),
         });
     }
-    if sharded.is_some() {
-        return None;
+    if let Some(b) = blocks {
+        return (dtype == "f32")
+            .then(|| sharded_f32::closure(w, b, op, theta, v, &inp.v32))
+            .flatten();
     }
     Some(match (dtype, op) {
         ("f32", "loss") => Box::new(move || {
@@ -517,7 +522,7 @@ fn round_robin_times(
     let mut closures: Vec<Keyed<'_>> = Vec::new();
     for dtype in dtypes {
         for op in ops {
-            if let Some(run) = op_closure(inp, None, op, dtype) {
+            if let Some(run) = op_closure(inp, None, None, op, dtype) {
                 closures.push(((op.clone(), dtype.clone()), run));
             }
         }
@@ -663,12 +668,24 @@ fn main() {
             (w.name == "w3").then(|| round_robin_times(&inputs, &args.ops, &args.dtypes, runs));
         for &threads in &args.threads {
             let sharded = (threads > 1).then(|| ShardedProblem::new(&problem, threads).unwrap());
+            let blocks = (threads > 1 && args.dtypes.iter().any(|d| d == "f32"))
+                .then(|| sharded_f32::Blocks::new(&x, &y, &inputs.u32, threads));
+            if let Some(b) = &blocks {
+                let error =
+                    sharded_f32::check(&w, b, &inputs.problem, (&theta, &v, &u), &inputs.v32);
+                println!(
+                    "f32 ops on {threads} row blocks against the f64 ones: largest relative error {error:.1e} (limit 1e-3)"
+                );
+                if error.is_nan() || error >= 1e-3 {
+                    eprintln!("bench: a sharded f32 op disagrees with its f64 counterpart");
+                    std::process::exit(1);
+                }
+            }
             for dtype in &args.dtypes {
                 for op in &args.ops {
-                    if dtype != "f64" && threads > 1 {
-                        continue;
-                    }
-                    let Some(mut run) = op_closure(&inputs, sharded.as_ref(), op, dtype) else {
+                    let Some(mut run) =
+                        op_closure(&inputs, sharded.as_ref(), blocks.as_ref(), op, dtype)
+                    else {
                         continue;
                     };
                     let stored = interleaved
@@ -688,7 +705,7 @@ fn main() {
                     // f64 gradient, and the speedup over the same op on one thread.
                     // (An f32 op is compared with the f32 gradient.)
                     let ratio = if threads == 1 && op != "gradient" {
-                        let mut g = op_closure(&inputs, None, "gradient", dtype).unwrap();
+                        let mut g = op_closure(&inputs, None, None, "gradient", dtype).unwrap();
                         paired_ratio(runs, &mut g, &mut run)
                     } else if threads == 1 {
                         1.0
@@ -696,7 +713,7 @@ fn main() {
                         f64::NAN
                     };
                     let speedup = if threads > 1 {
-                        let mut one = op_closure(&inputs, None, op, dtype).unwrap();
+                        let mut one = op_closure(&inputs, None, None, op, dtype).unwrap();
                         paired_ratio(runs, &mut run, &mut one)
                     } else {
                         1.0

@@ -171,10 +171,16 @@ pub fn hvp<T: Scalar>(
     g.take(th).expect("bench: H v").data().iter().map(|d| d.eps).collect()
 }
 
-/// Relative error `‖a − b‖∞ / ‖b‖∞` of an `f32` result against the `f64` one.
-fn relative_error(a: &[f32], b: &[f64]) -> f64 {
-    let scale = b.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(f64::MIN_POSITIVE);
-    a.iter().zip(b).fold(0.0f64, |m, (&x, &y)| m.max((f64::from(x) - y).abs())) / scale
+/// The largest of `errors`, NaN if any is (`f64::max` would drop a NaN).
+pub fn worst(errors: impl IntoIterator<Item = f64>) -> f64 {
+    errors.into_iter().fold(0.0, |m, e| if m.is_nan() || e.is_nan() { f64::NAN } else { m.max(e) })
+}
+
+/// Relative error `‖a − b‖∞ / ‖b‖∞` of an `f32` result against the `f64` one (NaN if either
+/// holds a NaN).
+pub fn relative_error(a: &[f32], b: &[f64]) -> f64 {
+    let scale = worst(b.iter().map(|x| x.abs())).max(f64::MIN_POSITIVE);
+    worst(a.iter().zip(b).map(|(&x, &y)| (f64::from(x) - y).abs())) / scale
 }
 
 /// Every `f32` op against `curvature`'s `f64` result at the same θ, `v` and `u`: the largest
@@ -210,5 +216,5 @@ pub fn check(
     let efv = pass.empirical_fisher_vector_product(v).expect("bench");
     errors.push(relative_error(&forward.empirical_fisher(w, y, &v32), &efv));
     black_box(&errors);
-    errors.into_iter().fold(0.0, f64::max)
+    worst(errors)
 }
