@@ -250,6 +250,11 @@ impl<T: Scalar> Scalar for Dual<T> {
 /// `out[i] = φ(re_i) + φ'(re_i) eps_i ε` with `φ` applied to the real parts in bulk through a
 /// stack buffer, and `φ'` written in terms of the value (`1 − t²` for tanh). A dual of duals
 /// recurses, so every level reaches the vectorized real kernel.
+///
+/// The two copies between the interleaved duals and the buffers are compiled for AVX-512 or
+/// AVX2 where the CPU has them, so that they move whole vectors (deinterleaving with shuffles)
+/// instead of one part at a time: the baseline's scalar copies were 4.5% of a 10-20-20-3 MLP's
+/// `H v`.
 fn lift_slice<T: Scalar>(
     x: &[Dual<T>],
     out: &mut [Dual<T>],
@@ -257,6 +262,49 @@ fn lift_slice<T: Scalar>(
     derivative: impl Fn(T) -> T,
 ) {
     assert_eq!(x.len(), out.len(), "dual bulk function: lengths differ");
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F.
+            return unsafe { lift_slice_avx512(x, out, bulk, derivative) };
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2.
+            return unsafe { lift_slice_avx2(x, out, bulk, derivative) };
+        }
+    }
+    lift_slice_impl(x, out, bulk, derivative);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn lift_slice_avx512<T: Scalar>(
+    x: &[Dual<T>],
+    out: &mut [Dual<T>],
+    bulk: fn(&[T], &mut [T]),
+    derivative: impl Fn(T) -> T,
+) {
+    lift_slice_impl(x, out, bulk, derivative);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn lift_slice_avx2<T: Scalar>(
+    x: &[Dual<T>],
+    out: &mut [Dual<T>],
+    bulk: fn(&[T], &mut [T]),
+    derivative: impl Fn(T) -> T,
+) {
+    lift_slice_impl(x, out, bulk, derivative);
+}
+
+#[inline(always)]
+fn lift_slice_impl<T: Scalar>(
+    x: &[Dual<T>],
+    out: &mut [Dual<T>],
+    bulk: fn(&[T], &mut [T]),
+    derivative: impl Fn(T) -> T,
+) {
     const CHUNK: usize = 128;
     let (mut re, mut value) = ([T::zero(); CHUNK], [T::zero(); CHUNK]);
     for (xc, oc) in x.chunks(CHUNK).zip(out.chunks_mut(CHUNK)) {
