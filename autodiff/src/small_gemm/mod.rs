@@ -329,14 +329,10 @@ unsafe fn pack_rows<T: Float, const S: usize>(
     dst: *mut T,
     width: usize,
 ) {
-    if n == 0 {
-        return;
-    }
     for l in 0..k {
-        let row = std::slice::from_raw_parts(src.offset(l as isize * rs), S * (n - 1) + 1);
-        let out = std::slice::from_raw_parts_mut(dst.add(l * width), n);
-        for (j, o) in out.iter_mut().enumerate() {
-            *o = row[S * j];
+        let (row, out) = (src.offset(l as isize * rs), dst.add(l * width));
+        for j in 0..n {
+            out.add(j).write(*row.add(S * j));
         }
     }
 }
