@@ -37,6 +37,18 @@ pub fn gemm_dual<T: Float>(
     if m == 0 || n == 0 {
         return;
     }
+    if n < 4 && m > n {
+        // A few columns (a network's output layer): as `Cᵀ = Bᵀ Aᵀ`, whose `m` columns fill
+        // whole vector blocks instead of padding `n` to a half block in each of `m/2` row
+        // panels (W3's 32×20×3 output layer: 2 blocks of 3×16 instead of 16 of 2×4).
+        let (a, b, c) = (transposed(b), transposed(a), (c.0.t(), c.1.t()));
+        if std::mem::size_of::<T>() == 4 {
+            dispatch::<T, 16, 8, 32, 16>(a, b, c, accumulate);
+        } else {
+            dispatch::<T, 8, 4, 16, 8>(a, b, c, accumulate);
+        }
+        return;
+    }
     if std::mem::size_of::<T>() == 4 {
         dispatch::<T, 16, 8, 32, 16>(a, b, c, accumulate);
     } else {
@@ -46,6 +58,10 @@ pub fn gemm_dual<T: Float>(
 
 type Parts<'a, T> = (MatRef<'a, T>, Option<MatRef<'a, T>>);
 type PartsMut<'a, T> = (MatMut<'a, T>, MatMut<'a, T>);
+
+fn transposed<T>(p: Parts<'_, T>) -> Parts<'_, T> {
+    (p.0.t(), p.1.map(|e| e.t()))
+}
 
 fn dispatch<T: Float, const NR: usize, const H: usize, const NR2: usize, const H2: usize>(
     a: Parts<'_, T>,
