@@ -526,15 +526,17 @@ fn op_closure<'a>(
 /// `(median, min)` of every one-thread op of a workload whose ops take microseconds, keyed by
 /// `(op, dtype)`, their runs sampled round-robin (one run of each op per round, after a warm-up
 /// of each): a burst of outside load on this shared machine outlasts a whole row of such runs,
-/// and would otherwise land on one row alone. A run is the mean of `CALLS` back-to-back calls,
-/// so that each op is timed warm, as when it is called repeatedly, not right after the others
-/// have evicted its data (single calls round-robin run ~1.5× slower).
+/// and would otherwise land on one row alone. A run is the mean of `CALLS` back-to-back calls
+/// after one call of its own to warm up, so that each op is timed warm, as when it is called
+/// repeatedly, not right after the others have evicted its code and data. That first call is
+/// timed too: the returned map's third number is the median over runs of its time over the
+/// run's mean (printed, so the cost of switching ops stays in view).
 fn round_robin_times(
     inp: &Inputs<'_>,
     ops: &[String],
     dtypes: &[String],
     runs: usize,
-) -> HashMap<(String, String), (f64, f64)> {
+) -> HashMap<(String, String), (f64, f64, f64)> {
     type Keyed<'a> = ((String, String), Box<dyn FnMut() + 'a>);
     let mut closures: Vec<Keyed<'_>> = Vec::new();
     for dtype in dtypes {
@@ -547,21 +549,32 @@ fn round_robin_times(
     const CALLS: usize = 10;
     closures.iter_mut().for_each(|(_, run)| run());
     let mut samples = vec![Vec::with_capacity(runs); closures.len()];
+    let mut first = vec![Vec::with_capacity(runs); closures.len()];
     for _ in 0..runs {
-        for ((_, run), times) in closures.iter_mut().zip(&mut samples) {
+        let all = closures.iter_mut().zip(samples.iter_mut().zip(&mut first));
+        for ((_, run), (times, first)) in all {
+            let start = Instant::now();
+            run();
+            let cold = start.elapsed().as_secs_f64();
             let start = Instant::now();
             for _ in 0..CALLS {
                 run();
             }
-            times.push(start.elapsed().as_secs_f64() / CALLS as f64);
+            let warm = start.elapsed().as_secs_f64() / CALLS as f64;
+            times.push(warm);
+            first.push(cold / warm);
         }
     }
+    let median = |mut t: Vec<f64>| {
+        t.sort_by(f64::total_cmp);
+        (t[t.len() / 2], t[0])
+    };
     closures
         .into_iter()
-        .zip(samples)
-        .map(|((key, _), mut t)| {
-            t.sort_by(f64::total_cmp);
-            (key, (t[t.len() / 2], t[0]))
+        .zip(samples.into_iter().zip(first))
+        .map(|((key, _), (t, f))| {
+            let ((m, min), (f, _)) = (median(t), median(f));
+            (key, (m, min, f))
         })
         .collect()
 }
@@ -683,6 +696,19 @@ fn main() {
         }
         let interleaved =
             (w.name == "w3").then(|| round_robin_times(&inputs, &args.ops, &args.dtypes, runs));
+        if let Some(times) = &interleaved {
+            let mut first: Vec<String> = times
+                .iter()
+                .map(|((op, dtype), &(_, _, f))| format!("{op} {dtype} {f:.2}×"))
+                .collect();
+            first.sort();
+            println!(
+                "one-thread rows: runs of {} calls sampled round-robin across the ops, each after one \
+                 call to warm up; that first call took (median over runs) {}",
+                10,
+                first.join(", ")
+            );
+        }
         for &threads in &args.threads {
             let sharded = (threads > 1).then(|| ShardedProblem::new(&problem, threads).unwrap());
             let blocks = (threads > 1 && args.dtypes.iter().any(|d| d == "f32"))
@@ -709,7 +735,10 @@ fn main() {
                         .as_ref()
                         .filter(|_| threads == 1)
                         .and_then(|t| t.get(&(op.clone(), dtype.clone())).copied());
-                    let (median, min) = stored.unwrap_or_else(|| time(runs, &mut run));
+                    let (median, min) = match stored {
+                        Some((median, min, _)) => (median, min),
+                        None => time(runs, &mut run),
+                    };
                     let flops = op_flops(op, f, f1);
                     let pairs = runs.min(10);
                     let rewarm = median < 0.01;
