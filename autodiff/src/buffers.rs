@@ -245,7 +245,8 @@ pub(crate) fn filled<T: Copy>(len: usize, value: T) -> Vec<T> {
 }
 
 /// The elements of `iter` (exactly `len` of them expected), in a buffer from
-/// [`with_capacity`].
+/// [`with_capacity`]. Inlined, so that the loop is compiled with the caller's vector width.
+#[inline(always)]
 pub(crate) fn collect<T>(len: usize, iter: impl IntoIterator<Item = T>) -> Vec<T> {
     let mut v = with_capacity(len);
     v.extend(iter);

@@ -141,6 +141,58 @@ impl<T: Scalar> Sink<'_, T> {
         y: &[T],
         f: impl Fn(T, T) -> T,
     ) {
+        // Compiled for the wider vectors too: over dual numbers the baseline build moves one
+        // 16-byte dual at a time (3% of a 10-20-20-3 MLP's `H v`). Elementwise, so every path
+        // gives the same bits.
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F.
+                return unsafe { self.elementwise_zip_avx512(j, (rows, cols), g, y, f) };
+            }
+            if std::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2.
+                return unsafe { self.elementwise_zip_avx2(j, (rows, cols), g, y, f) };
+            }
+        }
+        self.elementwise_zip_impl(j, (rows, cols), g, y, f);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn elementwise_zip_avx512(
+        &mut self,
+        j: usize,
+        shape: (usize, usize),
+        g: &[T],
+        y: &[T],
+        f: impl Fn(T, T) -> T,
+    ) {
+        self.elementwise_zip_impl(j, shape, g, y, f);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn elementwise_zip_avx2(
+        &mut self,
+        j: usize,
+        shape: (usize, usize),
+        g: &[T],
+        y: &[T],
+        f: impl Fn(T, T) -> T,
+    ) {
+        self.elementwise_zip_impl(j, shape, g, y, f);
+    }
+
+    #[inline(always)]
+    fn elementwise_zip_impl(
+        &mut self,
+        j: usize,
+        (rows, cols): (usize, usize),
+        g: &[T],
+        y: &[T],
+        f: impl Fn(T, T) -> T,
+    ) {
         let add = |dst: &mut [T]| {
             for ((x, &g), &y) in dst.iter_mut().zip(g).zip(y) {
                 *x = *x + f(g, y);
