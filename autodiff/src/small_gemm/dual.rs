@@ -7,6 +7,12 @@
 //! of accumulators, so it has half the rows of the real kernel's (the registers are the limit).
 //! `C.eps` sums its two products term by term in order of `l` rather than one product after
 //! the other, so it may differ from three separate products in the last bits.
+//!
+//! On small products moving data costs as much as the arithmetic, so: a dual `C` with
+//! contiguous rows is stored with both parts interleaved in registers (whole vectors, not one
+//! scalar per part and element); a product with fewer than 4 columns (a network's output layer)
+//! runs as `Cᵀ = Bᵀ Aᵀ`, whose rows are long enough to fill vector blocks; and the packing of the
+//! stride-2 parts uses loops the compiler vectorizes (see `pack_b`).
 
 use super::{pack_b, store_block, Path, STACK_PACK};
 use crate::matrix::{MatMut, MatRef};
