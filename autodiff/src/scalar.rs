@@ -17,6 +17,24 @@ pub trait Scalar: Float + Debug + Display + Default + Send + Sync + 'static {
     /// checked by the tape before they get here, so a mismatch is an internal error.
     fn gemm(a: MatRef<'_, Self>, b: MatRef<'_, Self>, c: MatMut<'_, Self>, accumulate: bool);
 
+    /// As [`gemm`](Scalar::gemm) where only the derivative part of `C` is wanted: for a dual
+    /// number, `C.eps ← A.re B.eps + A.eps B.re` (added when `accumulate`) without the primal
+    /// product `A.re B.re`, whose result would be thrown away. `C.re` is then left as it was
+    /// when `accumulate`, and zeroed otherwise.
+    ///
+    /// A forward-over-reverse `H v` that does not want `∇h` runs its parameters' adjoint
+    /// products this way ([`Tape::backward_tangents`](crate::Tape::backward_tangents)): one
+    /// real product per layer less. The default (a scalar without a derivative part) is the
+    /// whole product.
+    fn gemm_tangent(
+        a: MatRef<'_, Self>,
+        b: MatRef<'_, Self>,
+        c: MatMut<'_, Self>,
+        accumulate: bool,
+    ) {
+        Self::gemm(a, b, c, accumulate);
+    }
+
     /// Whether this value and every derivative part it carries are finite.
     fn is_all_finite(self) -> bool;
 

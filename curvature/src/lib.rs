@@ -33,7 +33,7 @@
 //! ([`Problem::hessian_vector_product`] needs no `f64` pass at all). No product loops over
 //! examples or parameters. Counting matrix-product FLOPs with `F` a forward pass and `F₁` its
 //! first layer: the gradient, `J v` and `Jᵀ u` cost `3F − F₁`, `G v`/`F v`/`F̄ v` from θ
-//! `5F − 2F₁` (`4F − 2F₁` on a recorded pass), `H v` `9F − 5F₁`.
+//! `5F − 2F₁` (`4F − 2F₁` on a recorded pass), `H v` `8F − 5F₁` (its reverse sweep skips the gradient, [`autodiff::Tape::backward_tangents`]).
 //!
 //! **Threads**: every quantity is a sum over examples, so [`ShardedProblem`] splits the batch
 //! into row blocks and runs each product on one thread per block, exactly (the blocks only

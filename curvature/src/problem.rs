@@ -414,7 +414,7 @@ fn dual_second_order_product<M: Model>(
         Matrix::zeros(z_primal.rows(), z_primal.cols())
     };
     let seed = dual_matrix(g_z, &seed_tangent)?;
-    let mut grads = tape.backward(z, seed)?;
+    let mut grads = tape.backward_tangents(&[(z, seed)])?;
     Ok(match grads.take(th) {
         Some(adjoint) => adjoint.data().iter().map(|d| d.eps).collect(),
         None => vec![0.0; theta.len()],

@@ -141,9 +141,10 @@ fn op_flops(op: &str, f: f64, f1: f64) -> f64 {
         "ggn" | "fisher" | "empirical_fisher" => 5.0 * f - 2.0 * f1,
         "ggn_repeated" => 4.0 * f - 2.0 * f1,
         // A dual forward (3 real products per layer, 2 in the first, whose input has no
-        // tangent: 3F − F₁) and a dual backward (dA and dW, 3 products each per layer; in the
-        // first layer only dW, with 2: 6F − 4F₁).
-        "hvp" => 9.0 * f - 5.0 * f1,
+        // tangent: 3F − F₁) and a dual backward: dA with 3 products per layer but the first
+        // (3F − 3F₁), dW with only its 2 tangent products (the gradient, its primal part, is not
+        // wanted) and 1 in the first layer (2F − F₁).
+        "hvp" => 8.0 * f - 5.0 * f1,
         _ => f64::NAN,
     }
 }

@@ -153,7 +153,8 @@ pub fn loss<T: Scalar>(w: &Workload, theta: &[f64], x: &Matrix<f64>, y: &Matrix<
     h.value()[(0, 0)]
 }
 
-/// `H v` by one forward and one reverse sweep on a tape of `θ + v ε` over `Dual<T>`.
+/// `H v` by one forward and one reverse sweep on a tape of `θ + v ε` over `Dual<T>` (the
+/// sweep that skips `∇h`, as `curvature` runs it).
 pub fn hvp<T: Scalar>(
     w: &Workload,
     theta: &[f64],
@@ -167,7 +168,8 @@ pub fn hvp<T: Scalar>(
     ));
     let z = w.mlp.forward(&tape, th, tape.constant_f64(x)).expect("bench: forward");
     let h = mean_loss(w, z, tape.constant_f64(y)).expect("bench: loss");
-    let mut g = tape.backward(h, Matrix::filled(1, 1, Dual::from_f64(1.0))).expect("bench: H v");
+    let seed = Matrix::filled(1, 1, Dual::from_f64(1.0));
+    let mut g = tape.backward_tangents(&[(h, seed)]).expect("bench: H v");
     g.take(th).expect("bench: H v").data().iter().map(|d| d.eps).collect()
 }
 

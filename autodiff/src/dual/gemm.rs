@@ -122,3 +122,39 @@ pub(crate) fn gemm_dual_by_products<T: Scalar>(
         zero_fill(&mut c_eps);
     }
 }
+
+/// `C.eps ← A.re B.eps + A.eps B.re` (added when `accumulate`) without the primal product: what
+/// [`Scalar::gemm_tangent`] runs for a dual matrix. `C.re` is left as it was (zeroed when not
+/// accumulating), except in a small product, which runs the fused kernel of [`dual_gemm`]
+/// whole: there one pass over the blocks of `C` serves all three products, and the primal one
+/// costs less than a second pass would.
+pub(super) fn dual_gemm_tangent<T: Scalar>(
+    a: MatRef<'_, Dual<T>>,
+    b: MatRef<'_, Dual<T>>,
+    mut c: MatMut<'_, Dual<T>>,
+    accumulate: bool,
+) {
+    let (m, k, n) = (a.rows(), a.cols(), b.cols());
+    if m * k * n <= crate::small_gemm::SMALL_GEMM_MAX_WORK {
+        dual_gemm(a, b, c, accumulate);
+        return;
+    }
+    let (a_re, a_eps) = parts(a);
+    let (b_re, b_eps) = parts(b);
+    let (mut c_re, mut c_eps) = parts_mut(&mut c);
+    if !accumulate {
+        zero_fill(&mut c_re);
+    }
+    let mut eps_written = accumulate;
+    if !all_zero(&b_eps) {
+        T::gemm(a_re, b_eps, c_eps.rb_mut(), eps_written);
+        eps_written = true;
+    }
+    if !all_zero(&a_eps) {
+        T::gemm(a_eps, b_re, c_eps.rb_mut(), eps_written);
+        eps_written = true;
+    }
+    if !eps_written {
+        zero_fill(&mut c_eps);
+    }
+}

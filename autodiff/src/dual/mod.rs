@@ -224,6 +224,15 @@ impl<T: Scalar> Scalar for Dual<T> {
         gemm::dual_gemm(a, b, c, accumulate);
     }
 
+    fn gemm_tangent(
+        a: crate::MatRef<'_, Self>,
+        b: crate::MatRef<'_, Self>,
+        c: crate::MatMut<'_, Self>,
+        accumulate: bool,
+    ) {
+        gemm::dual_gemm_tangent(a, b, c, accumulate);
+    }
+
     fn is_all_finite(self) -> bool {
         self.re.is_all_finite() && self.eps.is_all_finite()
     }

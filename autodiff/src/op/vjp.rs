@@ -25,6 +25,9 @@ pub(crate) struct Sink<'s, T: Scalar> {
     /// Buffers of adjoints the sweep has finished with, for new adjoints to reuse: on a small
     /// model an allocation and a zero fill per adjoint are a visible share of the sweep.
     pub(crate) spare: &'s mut Spare<T>,
+    /// Only the derivative parts of the inputs' adjoints are wanted (`H v` without `∇h`): a
+    /// product into an input's adjoint runs as [`Scalar::gemm_tangent`].
+    pub(crate) input_tangents_only: bool,
 }
 
 /// How many finished adjoints' buffers a sweep keeps for reuse (an MLP's sweep needs two at a
@@ -83,20 +86,30 @@ impl<T: Scalar> Sink<'_, T> {
     /// `adj[j] += a · b` (matrix product of views), allocating the slot on first use.
     fn product(&mut self, j: usize, a: MatRef<'_, T>, b: MatRef<'_, T>) {
         let (rows, cols) = (a.rows(), b.cols());
-        if let Some((root, offset)) = self.target(j) {
+        let target = self.target(j);
+        // A product whose result only ever reaches an input's adjoint.
+        let gemm: fn(MatRef<'_, T>, MatRef<'_, T>, MatMut<'_, T>, bool) = if self
+            .input_tangents_only
+            && matches!(self.nodes[target.map_or(j, |t| t.0)].op, Op::Input)
+        {
+            T::gemm_tangent
+        } else {
+            T::gemm
+        };
+        if let Some((root, offset)) = target {
             let region = self.region(root, offset, rows * cols);
             let c = MatMut::from_slice(region, rows, cols).expect("internal error: view adjoint");
-            T::gemm(a, b, c, true);
+            gemm(a, b, c, true);
             return;
         }
         match &mut self.adj[j] {
-            Some(m) => T::gemm(a, b, m.as_mut(), true),
+            Some(m) => gemm(a, b, m.as_mut(), true),
             slot @ None => {
                 let len = rows * cols;
                 let buffer = take_spare(self.spare, len, false)
                     .unwrap_or_else(|| buffers::filled(len, T::zero()));
                 let mut m = Matrix::from_vec(rows, cols, buffer).expect("internal error: adjoint");
-                T::gemm(a, b, m.as_mut(), false);
+                gemm(a, b, m.as_mut(), false);
                 *slot = Some(m);
             }
         }
