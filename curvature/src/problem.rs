@@ -395,8 +395,8 @@ fn dual_second_order_product<M: Model>(
     with_loss_curvature: bool,
 ) -> Result<Vec<f64>> {
     let tape = Tape::<Dual<f64>>::new();
-    let th = theta.iter().zip(v).map(|(&t, &e)| Dual::new(t, e)).collect();
-    let th = tape.input(Matrix::column(th));
+    // (`from_fn` allocates through a caller's `BufferPool`, when there is one.)
+    let th = tape.input(Matrix::from_fn(theta.len(), 1, |i, _| Dual::new(theta[i], v[i])));
     let x = tape.constant_f64(problem.x);
     let z = problem.model.forward(&tape, th, x)?;
     let (z_primal, z_tangent) = split(&z.value());

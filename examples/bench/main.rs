@@ -22,7 +22,7 @@
 //! their `÷ grad*` is to the `f32` gradient.
 
 use autodiff::random::{random_matrix, random_vector};
-use autodiff::{Dual, Matrix, Scalar};
+use autodiff::{BufferPool, Dual, Matrix, Scalar};
 use curvature::loss::{BernoulliLogits, PredictiveDistribution, SoftmaxCrossEntropy};
 use curvature::{Activation, Mlp, Problem, ShardedProblem};
 use rand::{rngs::StdRng, SeedableRng};
@@ -440,8 +440,28 @@ fn dual_product_overhead() -> f64 {
 }
 
 /// One op as a closure to time, or `None` where the combination is not benchmarked. With
-/// `sharded`, the f64 ops run on its row blocks, one thread each.
+/// `sharded` (or `blocks`, for `f32`), the ops run on its row blocks, one thread each, each
+/// block allocating from its own `BufferPool`; on one thread they run in a `BufferPool` of the
+/// closure's, kept from call to call, as `optim`'s `NetworkObjective` runs them: without one,
+/// glibc hands the big buffers of a W1 pass back to the kernel when they are freed, and the next
+/// call faults them in afresh (~200 MB per W1 `H v`, 5–9% of its time in `perf`).
 fn op_closure<'a>(
+    inp: &'a Inputs<'a>,
+    sharded: Option<&'a ShardedProblem<'a, Mlp>>,
+    blocks: Option<&'a sharded_f32::Blocks>,
+    op: &str,
+    dtype: &str,
+) -> Option<Box<dyn FnMut() + 'a>> {
+    let mut run = unpooled_op_closure(inp, sharded, blocks, op, dtype)?;
+    if sharded.is_some() || blocks.is_some() {
+        return Some(run);
+    }
+    let mut pool = BufferPool::new();
+    Some(Box::new(move || pool.scope(&mut run)))
+}
+
+/// [`op_closure`] without the one-thread pool.
+fn unpooled_op_closure<'a>(
     inp: &'a Inputs<'a>,
     sharded: Option<&'a ShardedProblem<'a, Mlp>>,
     blocks: Option<&'a sharded_f32::Blocks>,

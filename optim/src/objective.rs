@@ -107,12 +107,14 @@ pub struct NetworkObjective<'a, M: Model> {
     cursor: usize,
     rng: StdRng,
     threads: usize,
-    /// The curvature batch in row blocks when `threads > 1`, rebuilt on each curvature call
-    /// and kept here because the operator borrows it.
+    /// The curvature batch in row blocks (one block on one thread), rebuilt on each curvature
+    /// call and kept here because the operator borrows it.
     shards: Option<ShardedProblem<'a, M>>,
-    /// The row blocks' buffer pools, handed from one `ShardedProblem` to the next so every
-    /// call reuses the buffers of the last (worker threads would otherwise fault in fresh
-    /// pages for every pass).
+    /// The row blocks' buffer pools (the first also serves the one-thread loss and gradient),
+    /// handed from one pass to the next so every call reuses the buffers of the last: glibc
+    /// hands a freed pass's big buffers back to the kernel, on a worker thread always and on
+    /// the main one too for W1's dual buffers, and the next pass faults them in afresh (5–9%
+    /// of a one-thread autoencoder `H v`).
     pools: Vec<BufferPool>,
 }
 
@@ -230,13 +232,21 @@ impl<'a, M: Model> NetworkObjective<'a, M> {
     }
 }
 
+/// The pool of the first row block (the only one on one thread), created on first use.
+fn first_pool(pools: &mut Vec<BufferPool>) -> &mut BufferPool {
+    if pools.is_empty() {
+        pools.push(BufferPool::new());
+    }
+    &mut pools[0]
+}
+
 impl<M: Model + Sync> Objective for NetworkObjective<'_, M> {
     fn dim(&self) -> usize {
         self.model.num_params()
     }
 
     fn loss(&mut self, theta: &[f64]) -> Result<f64> {
-        let pools = std::mem::take(&mut self.pools);
+        let mut pools = std::mem::take(&mut self.pools);
         let problem = self.problem();
         let threads = threads_for(self.threads, problem.x.rows());
         if threads > 1 {
@@ -245,25 +255,33 @@ impl<M: Model + Sync> Objective for NetworkObjective<'_, M> {
             self.pools = sharded.into_buffer_pools();
             return Ok(loss?);
         }
-        Ok(problem.at(theta)?.loss()?)
+        let loss = first_pool(&mut pools).scope(|| problem.at(theta)?.loss());
+        self.pools = pools;
+        Ok(loss?)
     }
 
     fn loss_and_gradient(&mut self, theta: &[f64], gradient: &mut [f64]) -> Result<f64> {
-        let pools = std::mem::take(&mut self.pools);
+        let mut pools = std::mem::take(&mut self.pools);
         let problem = self.problem();
         let threads = threads_for(self.threads, problem.x.rows());
-        if threads > 1 {
+        let loss = if threads > 1 {
             let sharded = ShardedProblem::new(&problem, threads)?.with_buffer_pools(pools);
             let loss = sharded.at(theta).and_then(|pass| {
                 gradient.copy_from_slice(&pass.gradient()?);
                 pass.loss()
             });
             self.pools = sharded.into_buffer_pools();
-            return Ok(loss?);
-        }
-        let pass = problem.at(theta)?;
-        gradient.copy_from_slice(&pass.gradient()?);
-        Ok(pass.loss()?)
+            loss
+        } else {
+            let loss = first_pool(&mut pools).scope(|| {
+                let pass = problem.at(theta)?;
+                gradient.copy_from_slice(&pass.gradient()?);
+                pass.loss()
+            });
+            self.pools = pools;
+            loss
+        };
+        Ok(loss?)
     }
 
     fn curvature(
@@ -281,7 +299,8 @@ impl<M: Model + Sync> Objective for NetworkObjective<'_, M> {
             (None, None) => (self.x, self.y),
         };
         let threads = threads_for(self.threads, x.rows());
-        if threads > 1 && sharded_kind {
+        // One block on one thread too: its pool keeps the products' buffers from call to call.
+        if sharded_kind {
             if let Some(previous) = self.shards.take() {
                 self.pools = previous.into_buffer_pools();
             }

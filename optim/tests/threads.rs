@@ -91,3 +91,37 @@ fn hessian_free_follows_the_same_trajectory_on_two_threads() {
     assert!(((l1 - l2) / l1).abs() <= 1e-9, "{l1} vs {l2}");
     assert!(max_rel(&t2, &t1) <= 1e-8, "θ off by {:e}", max_rel(&t2, &t1));
 }
+
+/// On one thread the objective runs the same passes as a plain `Problem`, inside the buffer
+/// pool it keeps between calls (its curvature as one row block): every number equal to the
+/// bit, on the first call and on the later ones that reuse the pool's buffers.
+#[test]
+fn one_thread_objective_is_the_plain_problem_to_the_bit() {
+    let (mlp, x, y, theta) = data();
+    let loss = SoftmaxCrossEntropy;
+    let v = random_vector(theta.len(), &mut StdRng::seed_from_u64(13));
+    let problem = curvature::Problem::new(&mlp, &loss, &x, &y).unwrap();
+    let pass = problem.at(&theta).unwrap();
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let mut objective = NetworkObjective::full_batch(&mlp, &loss, &x, &y).unwrap();
+    for call in 0..3 {
+        let mut g = vec![0.0; theta.len()];
+        let l = objective.loss_and_gradient(&theta, &mut g).unwrap();
+        assert_eq!(l.to_bits(), pass.loss().unwrap().to_bits(), "loss, call {call}");
+        assert_eq!(bits(&g), bits(&pass.gradient().unwrap()), "gradient, call {call}");
+        assert_eq!(objective.loss(&theta).unwrap().to_bits(), l.to_bits());
+        for kind in [
+            CurvatureKind::Hessian,
+            CurvatureKind::Ggn,
+            CurvatureKind::Fisher,
+            CurvatureKind::EmpiricalFisher,
+            CurvatureKind::BlockDiagonal(Box::new(CurvatureKind::Ggn)),
+        ] {
+            let mut want = vec![0.0; theta.len()];
+            pass.operator(&kind).unwrap().apply(&v, &mut want).unwrap();
+            let mut got = vec![0.0; theta.len()];
+            objective.curvature(&theta, &kind).unwrap().apply(&v, &mut got).unwrap();
+            assert_eq!(bits(&got), bits(&want), "{kind:?}, call {call}");
+        }
+    }
+}

@@ -67,7 +67,10 @@ pub fn dual_matrix<T: Scalar>(re: &Matrix<T>, eps: &Matrix<T>) -> Result<Matrix<
     if re.shape() != eps.shape() {
         return Err(AutodiffError::shape("dual_matrix", re.shape(), eps.shape()));
     }
-    let data = re.data().iter().zip(eps.data()).map(|(&r, &e)| Dual::new(r, e)).collect();
+    let data = crate::buffers::collect(
+        re.len(),
+        re.data().iter().zip(eps.data()).map(|(&r, &e)| Dual::new(r, e)),
+    );
     Matrix::from_vec(re.rows(), re.cols(), data)
 }
 
