@@ -244,12 +244,13 @@ mod tests {
     /// The tangent-only sweep's `H v` is the full sweep's tangent bit for bit (the same
     /// products in the same order, less the primal ones), with zero primal parts: for small
     /// products (the fused kernel, which computes the primal part anyway) and large ones (two
-    /// real products instead of three).
+    /// real products instead of three, written straight into the strided parts or, 520 rows
+    /// deep in `dW = Gᵀ A`, through a buffer and added into θ's adjoint).
     #[test]
     fn tangent_sweep_gives_the_full_sweeps_tangents_without_the_gradient() {
-        for shape in [(5, 4, 3), (70, 66, 64)] {
+        for shape in [(5, 4, 3), (70, 66, 64), (520, 30, 20)] {
             let large = shape.0 * shape.1 * shape.2 > crate::small_gemm::SMALL_GEMM_MAX_WORK;
-            assert_eq!(large, shape.0 == 70, "shape {shape:?} is on the wrong side of the cutoff");
+            assert_eq!(large, shape.0 > 5, "shape {shape:?} is on the wrong side of the cutoff");
             let (full, tangents) = both_sweeps(shape);
             assert!(full.data().iter().any(|d| d.re != 0.0 && d.eps != 0.0));
             for (i, (f, t)) in full.data().iter().zip(tangents.data()).enumerate() {

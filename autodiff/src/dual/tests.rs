@@ -316,12 +316,18 @@ fn dual_gemm_matches_triple_loop() {
 }
 
 /// Products above the small-kernel size run as real products on the strided parts
-/// (`gemm_dual_by_products`, through `matrixmultiply`): every combination of zero tangents,
+/// (`gemm_dual_by_products`, through `matrixmultiply`), straight into `C`'s parts or, from
+/// depth 512 on, through a contiguous buffer: every combination of zero tangents,
 /// accumulation, and operands and results read or written through transposed views, against
 /// the triple loop.
 #[test]
 fn large_dual_gemm_matches_triple_loop() {
-    let (m, k, n) = (70, 60, 66);
+    for (m, k, n) in [(70, 60, 66), (20, 520, 30)] {
+        large_dual_gemm_case(m, k, n);
+    }
+}
+
+fn large_dual_gemm_case(m: usize, k: usize, n: usize) {
     assert!(m * k * n > crate::small_gemm::SMALL_GEMM_MAX_WORK);
     for case in 0..32u64 {
         let (zero_a, zero_b, accumulate) = (case & 1 == 1, case & 2 == 2, case & 4 == 4);
