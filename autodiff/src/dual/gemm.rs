@@ -136,20 +136,31 @@ fn products_through_buffer<T: Scalar>(
         T::gemm(a.0, b.0, buffer.as_mut(), false);
         store(&mut c_re, &buffer, accumulate);
     }
-    let mut written = false;
-    if let Some(b_eps) = b.1 {
-        T::gemm(a.0, b_eps, buffer.as_mut(), false);
-        written = true;
-    }
-    if let Some(a_eps) = a.1 {
-        T::gemm(a_eps, b.0, buffer.as_mut(), written);
-        written = true;
-    }
-    if written {
+    if tangent_products(a, b, buffer.as_mut(), false) {
         store(&mut c_eps, &buffer, accumulate);
     } else if !accumulate {
         zero_fill(&mut c_eps);
     }
+}
+
+/// `C ← A.re B.eps + A.eps B.re`, added to `C` when `accumulate`, skipping a missing tangent;
+/// whether anything was written (`accumulate`, or a tangent present).
+fn tangent_products<T: Scalar>(
+    a: (MatRef<'_, T>, Option<MatRef<'_, T>>),
+    b: (MatRef<'_, T>, Option<MatRef<'_, T>>),
+    mut c: MatMut<'_, T>,
+    accumulate: bool,
+) -> bool {
+    let mut written = accumulate;
+    if let Some(b_eps) = b.1 {
+        T::gemm(a.0, b_eps, c.rb_mut(), written);
+        written = true;
+    }
+    if let Some(a_eps) = a.1 {
+        T::gemm(a_eps, b.0, c.rb_mut(), written);
+        written = true;
+    }
+    written
 }
 
 /// Below this depth `matrixmultiply` updates each block of `C` once or twice per product
@@ -168,16 +179,7 @@ fn products_in_place<T: Scalar>(
     if let Some(c_re) = c_re {
         T::gemm(a.0, b.0, c_re, accumulate);
     }
-    let mut eps_written = accumulate;
-    if let Some(b_eps) = b.1 {
-        T::gemm(a.0, b_eps, c_eps.rb_mut(), eps_written);
-        eps_written = true;
-    }
-    if let Some(a_eps) = a.1 {
-        T::gemm(a_eps, b.0, c_eps.rb_mut(), eps_written);
-        eps_written = true;
-    }
-    if !eps_written {
+    if !tangent_products(a, b, c_eps.rb_mut(), accumulate) {
         zero_fill(&mut c_eps);
     }
 }
