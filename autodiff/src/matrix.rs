@@ -75,12 +75,16 @@ impl<T: Copy> Matrix<T> {
 
     /// A matrix whose `(i, j)` element is `f(i, j)`.
     pub fn from_fn(rows: usize, cols: usize, mut f: impl FnMut(usize, usize) -> T) -> Self {
-        let mut data = buffers::with_capacity(rows * cols);
-        for i in 0..rows {
-            for j in 0..cols {
-                data.push(f(i, j));
+        let data = if cols == 1 {
+            // A column (θ-sized, in `H v`): one counted loop rather than a push per element.
+            buffers::collect(rows, (0..rows).map(|i| f(i, 0)))
+        } else {
+            let mut data = buffers::with_capacity(rows * cols);
+            for i in 0..rows {
+                data.extend((0..cols).map(|j| f(i, j)));
             }
-        }
+            data
+        };
         Matrix { rows, cols, data }
     }
 
