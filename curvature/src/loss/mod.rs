@@ -29,8 +29,8 @@ pub use bernoulli::BernoulliLogits;
 pub use bound::section13_bound;
 pub use categorical::{CategoricalProbabilities, SoftmaxCrossEntropy};
 pub use derived::{
-    ClosedFormFisher, DerivedLoss, FisherSource, LogPartition, Natural, NaturalParameterMap, TapeLoss,
-    ThroughNaturalParameter,
+    ClosedFormFisher, DerivedLoss, FisherSource, LogPartition, Natural, NaturalParameterMap,
+    TapeLoss, ThroughNaturalParameter,
 };
 pub use gaussian::{GaussianMeanLogVar, GaussianNatural, SquaredError};
 

@@ -43,7 +43,11 @@ fn on_tape(kind: Kind) -> OnTape {
 
 /// Columns `0..d` (`first`) or `d..2d` of an `N × 2d` node, by a product with a selector
 /// (the tape has no column slice).
-fn half<'t, T: Scalar>(tape: &'t Tape<T>, z: Var<'t, T>, first: bool) -> autodiff::Result<Var<'t, T>> {
+fn half<'t, T: Scalar>(
+    tape: &'t Tape<T>,
+    z: Var<'t, T>,
+    first: bool,
+) -> autodiff::Result<Var<'t, T>> {
     let m = z.shape().cols;
     let d = m / 2;
     let offset = if first { 0 } else { d };
@@ -58,7 +62,8 @@ fn concat<'t, T: Scalar>(
     b: Var<'t, T>,
 ) -> autodiff::Result<Var<'t, T>> {
     let d = a.shape().cols;
-    let place = |offset: usize| Matrix::from_fn(d, 2 * d, |i, j| if j == i + offset { 1.0 } else { 0.0 });
+    let place =
+        |offset: usize| Matrix::from_fn(d, 2 * d, |i, j| if j == i + offset { 1.0 } else { 0.0 });
     a.matmul(tape.constant_f64(&place(0)))?.add(b.matmul(tape.constant_f64(&place(d)))?)
 }
 
@@ -253,7 +258,8 @@ fn whole_network_products_agree_with_the_closed_forms() {
     for (kind, name) in KINDS {
         let m = output_dim(kind);
         // A softplus output keeps the natural Gaussian's precisions positive.
-        let last = if kind == Kind::GaussianNatural { Activation::Softplus } else { Activation::Identity };
+        let last =
+            if kind == Kind::GaussianNatural { Activation::Softplus } else { Activation::Identity };
         let mlp = Mlp::new(&[3, 5, m], &[Activation::Tanh, last]).unwrap();
         let x = random_matrix(6, 3, &mut rng);
         let theta: Vec<f64> =
