@@ -441,3 +441,50 @@ fn malformed_tape_code_is_a_clear_error() {
     let err = good.h_l_rows(&z, &z, &Matrix::zeros(3, 1)).unwrap_err().to_string();
     assert!(err.contains("u of the outputs' shape 3×2"), "{err}");
 }
+
+/// The probe's values (in (0, 1)) lie outside this family's domain (`η = −λ < 0`), where the
+/// square root below has a NaN derivative: the NaNs must not be taken for a dependence across
+/// rows, and real outputs work.
+#[test]
+fn a_domain_excluding_the_probe_values_is_not_an_error() {
+    /// An exponential distribution on its natural parameter `η = −λ`: `L = −η y − ln(−η)`,
+    /// with `ln(−η)` written as `2 ln √(−η)`.
+    struct NegativeRate;
+    impl TapeLoss for NegativeRate {
+        fn name(&self) -> &str {
+            "exponential_natural"
+        }
+        fn target_dim(&self, m: usize) -> Result<usize> {
+            Ok(m)
+        }
+        fn loss_rows<'t, T: Scalar>(
+            &self,
+            tape: &'t Tape<T>,
+            z: Var<'t, T>,
+            y: &Matrix<f64>,
+        ) -> autodiff::Result<Var<'t, T>> {
+            z.mul(tape.constant_f64(y))?.add(z.neg()?.sqrt()?.ln()?.scale(2.0)?)?.sum_rows()?.neg()
+        }
+        fn sample(&self, z: &[f64], _rng: &mut dyn RngCore, y: &mut [f64]) {
+            y.iter_mut().zip(z).for_each(|(t, &v)| *t = -1.0 / v);
+        }
+    }
+    impl LogPartition for NegativeRate {
+        fn log_partition<'t, T: Scalar>(
+            &self,
+            _tape: &'t Tape<T>,
+            eta: Var<'t, T>,
+        ) -> autodiff::Result<Var<'t, T>> {
+            eta.neg()?.sqrt()?.ln()?.scale(-2.0)?.sum_rows()
+        }
+    }
+    let dist = DerivedLoss::natural(NegativeRate);
+    let z = Matrix::from_fn(3, 2, |i, j| -0.5 - i as f64 - 0.3 * j as f64);
+    let u = Matrix::filled(3, 2, 1.0);
+    // F_R = ∇²A = 1/η² (and H_L the same).
+    let f = apply_f_r_batch(&dist, &z, &u).unwrap();
+    let expected: Vec<f64> = z.data().iter().map(|e| 1.0 / (3.0 * e * e)).collect();
+    compare("F_R = 1/η²", f.data(), &expected, 1e-14).unwrap().assert_passed();
+    let h = apply_h_l_batch(&dist, &z, &z, &u).unwrap();
+    compare("H_L = 1/η²", h.data(), &expected, 1e-14).unwrap().assert_passed();
+}
