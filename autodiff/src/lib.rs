@@ -88,6 +88,9 @@ pub use error::{AutodiffError, Result};
 pub use matrix::{MatMut, MatRef, Matrix, Shape};
 pub use modes::Function;
 pub use op::{CustomOp, UnaryFn};
+/// The `rand` crate this crate is built with: [`random`]'s functions take a [`rand::RngCore`],
+/// so a user names it (and seeds generators) through this re-export without matching versions.
+pub use rand;
 pub use scalar::Scalar;
 pub use tangents::Tangents;
 pub use tape::{Tape, Var};

@@ -80,3 +80,7 @@ pub use model::{Activation, Mlp, Model};
 pub use operator::{CurvatureKind, CurvatureOperator, Damped, FnOperator, LinearOperator};
 pub use parallel::{ShardedPass, ShardedProblem};
 pub use problem::{ForwardPass, Problem};
+/// The `rand` crate this crate is built with: [`loss::PredictiveDistribution::sample`] takes a
+/// [`rand::RngCore`], so a user names it (and seeds generators) through this re-export without
+/// matching versions by hand.
+pub use rand;

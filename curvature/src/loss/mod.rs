@@ -4,6 +4,9 @@
 //! A researcher adds a loss by implementing [`PredictiveDistribution`] for one example; the
 //! batch helpers here average over the rows of a batch like the objective `h`, and
 //! `verify::check_loss` holds a new implementation against finite differences and sampling.
+//! Or it writes only `L(y, z)` on the autodiff tape ([`TapeLoss`]) and wraps it in a
+//! [`DerivedLoss`], which derives `∇_z L` and `H_L` exactly, and `F_R` from a log-partition
+//! ([`derived`]).
 //!
 //! | name | `z` | `L(y, z)` (constants dropped) | natural (`F_R = H_L`) |
 //! |---|---|---|---|
@@ -17,6 +20,7 @@
 mod bernoulli;
 mod bound;
 mod categorical;
+pub mod derived;
 mod gaussian;
 #[cfg(test)]
 mod tests;
@@ -24,6 +28,10 @@ mod tests;
 pub use bernoulli::BernoulliLogits;
 pub use bound::section13_bound;
 pub use categorical::{CategoricalProbabilities, SoftmaxCrossEntropy};
+pub use derived::{
+    ClosedFormFisher, DerivedLoss, FisherSource, LogPartition, Natural, NaturalParameterMap,
+    TapeLoss, ThroughNaturalParameter,
+};
 pub use gaussian::{GaussianMeanLogVar, GaussianNatural, SquaredError};
 
 use crate::error::{CurvatureError, Result};

@@ -113,6 +113,8 @@ pub fn check_reparameterization<M: Model, G: Model, Z: Function>(
 /// (tier `tolerance`), `H_L` and `F_R` symmetric, `F_R` PSD, and `F_R` against the sampled
 /// `E[∇_z log r ∇_z log rᵀ]` from `samples` draws of [`PredictiveDistribution::sample`] (within
 /// 5 standard errors per entry; the report's error is the worst ratio |diff| / (5 se)).
+/// Where the distribution claims [`is_natural_parameter`](PredictiveDistribution::is_natural_parameter),
+/// also `F_R = H_L` at this `(z, y)` (relative `1e-10`, both exact; Section 9.2).
 /// Returns the worst of these checks.
 pub fn check_loss(
     dist: &dyn PredictiveDistribution,
@@ -173,6 +175,16 @@ pub fn check_loss(
     )?;
     psd.max_rel_error = (-eig.values[0] / scale).max(0.0);
     report = report.worst(psd);
+    if dist.is_natural_parameter() {
+        // Claimed natural parameter: then F_R = E[H_L] = H_L for every y (Section 9.2), and the
+        // Fisher equals the GGN. Both sides are exact, so the tier is round-off.
+        report = report.worst(compare(
+            &format!("{}: F_R vs H_L (claimed natural parameter)", dist.name()),
+            f.data(),
+            h.data(),
+            1e-10,
+        )?);
+    }
     if samples > 1 {
         let mut rng = StdRng::seed_from_u64(seed);
         let (mut sum, mut sum_sq) = (vec![0.0; m * m], vec![0.0; m * m]);
