@@ -21,7 +21,20 @@ pub enum CgStop {
     },
     /// A NaN or infinity appeared (in `A p` or the residual).
     Breakdown,
+    /// The model `φ` rose by `increase` in one iteration. For a symmetric `A` each CG step lowers
+    /// `φ` by `½ α rᵀM⁻¹r > 0`, so a rise beyond round-off ([`MODEL_RISE_TOLERANCE`]) means `A`
+    /// is not symmetric: CG's directions are no longer conjugate and its iterates can grow
+    /// without bound (often until a `pᵀAp ≤ 0` that is not negative curvature at all). The
+    /// iterate before the rise is kept.
+    ModelIncreased {
+        /// `φ_i − φ_{i−1} > 0`.
+        increase: f64,
+    },
 }
+
+/// The rise of `φ` in one iteration that [`CgStop::ModelIncreased`] tolerates, relative to
+/// `½ Σ_j |x_j (b_j + r_j)|` (the size of the terms whose sum is `φ`), as round-off.
+pub const MODEL_RISE_TOLERANCE: f64 = 1e-6;
 
 /// Settings of [`conjugate_gradient`].
 #[derive(Clone, Debug, PartialEq)]
@@ -122,6 +135,14 @@ pub fn conjugate_gradient(
             ));
         }
     }
+    for (what, v) in [("b", b), ("x0", x0)] {
+        if let Some(j) = v.iter().position(|e| !e.is_finite()) {
+            return Err(OptimError::NonFinite {
+                op: "conjugate_gradient".into(),
+                detail: format!("{what}[{j}] = {}", v[j]),
+            });
+        }
+    }
     let apply_m_inv = |r: &[f64]| -> Vec<f64> {
         match preconditioner {
             Some(m) => r.iter().zip(m).map(|(x, d)| x / d).collect(),
@@ -132,10 +153,13 @@ pub fn conjugate_gradient(
     let mut ax = vec![0.0; n];
     a.apply(&x, &mut ax)?;
     let mut r: Vec<f64> = b.iter().zip(&ax).map(|(bi, a)| bi - a).collect();
+    // φ(x) = ½xᵀAx − bᵀx = −½xᵀ(b + r), and the size of its terms (for the round-off bound).
     let model = |x: &[f64], r: &[f64]| {
-        -0.5 * x.iter().zip(b.iter().zip(r)).map(|(xi, (bi, ri))| xi * (bi + ri)).sum::<f64>()
+        let terms = x.iter().zip(b.iter().zip(r)).map(|(xi, (bi, ri))| xi * (bi + ri));
+        terms.fold((0.0, 0.0), |(sum, size), t| (sum - 0.5 * t, size + 0.5 * t.abs()))
     };
-    let mut model_values = vec![model(&x, &r)];
+    let (phi0, mut phi_size) = model(&x, &r);
+    let mut model_values = vec![phi0];
     let b_norm = dot(b, b).sqrt().max(1e-300);
     let mut y = apply_m_inv(&r);
     let mut p = y.clone();
@@ -166,10 +190,16 @@ pub fn conjugate_gradient(
                 stop = CgStop::Breakdown;
                 break;
             }
+            let (phi, size) = model(&x_new, &r_new);
+            let increase = phi - model_values[model_values.len() - 1];
+            if increase > MODEL_RISE_TOLERANCE * size.max(phi_size) {
+                stop = CgStop::ModelIncreased { increase };
+                break;
+            }
             x = x_new;
             r = r_new;
+            phi_size = size;
             iterations = i;
-            let phi = model(&x, &r);
             model_values.push(phi);
             if params.store_iterates && i as f64 >= next_store {
                 iterates.push((i, x.clone()));

@@ -60,4 +60,4 @@ pub mod theory;
 
 pub use error::{OptimError, Result};
 pub use objective::{NetworkObjective, Objective, QuadraticObjective, MIN_ROWS_PER_THREAD};
-pub use solver::{Solver, StepReport, Work};
+pub use solver::{Rejection, Solver, StepReport, Work, MAX_NON_FINITE_REJECTIONS};
