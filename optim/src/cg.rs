@@ -1,5 +1,6 @@
-//! Preconditioned conjugate gradient for `A x = b` that stops and reports on negative curvature
-//! or breakdown, keeping the last good iterate (as Hessian-free needs).
+//! Preconditioned conjugate gradient for `A x = b` that stops and reports on negative curvature,
+//! breakdown or a rise of its quadratic model (a non-symmetric `A`), keeping the last good
+//! iterate (as Hessian-free needs). A non-finite `x0` or `b` is an error.
 
 use crate::error::{check_range, OptimError, Result};
 use curvature::LinearOperator;
@@ -101,8 +102,9 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// Solves `A x = b` from `x0` by (preconditioned) conjugate gradient. `preconditioner` is the
-/// diagonal `M` (positive) of `M⁻¹`-preconditioning. Negative curvature and breakdown are not
-/// errors: CG stops, keeps the last good iterate and says why in [`CgInfo::stop`].
+/// diagonal `M` (positive) of `M⁻¹`-preconditioning. Negative curvature, breakdown and a rise of
+/// `φ` are not errors: CG stops, keeps the last good iterate and says why in [`CgInfo::stop`].
+/// A NaN or infinite entry in `x0` or `b` is [`OptimError::NonFinite`].
 pub fn conjugate_gradient(
     a: &dyn LinearOperator,
     b: &[f64],
