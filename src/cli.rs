@@ -80,7 +80,7 @@ pub enum CliError {
     UnknownFlag {
         /// What was given.
         flag: String,
-        /// The table's flags, comma-separated.
+        /// The table's flags, comma-separated (`no flags` for an empty table).
         expected: String,
     },
     /// A value flag at the end of the line, or followed by another flag.
@@ -142,8 +142,9 @@ pub fn parse<A>(
             _ => (arg.clone(), None),
         };
         let Some(flag) = flags.iter().find(|f| f.name == name) else {
-            let expected: Vec<&str> = flags.iter().map(|f| f.name).collect();
-            return Err(CliError::UnknownFlag { flag: arg, expected: expected.join(", ") });
+            let names: Vec<&str> = flags.iter().map(|f| f.name).collect();
+            let expected = if names.is_empty() { "no flags".into() } else { names.join(", ") };
+            return Err(CliError::UnknownFlag { flag: arg, expected });
         };
         match (&flag.action, inline) {
             (Action::Switch(set), None) => set(settings),
