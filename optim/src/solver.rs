@@ -9,7 +9,10 @@ pub trait Solver {
     /// The solver's name for reports.
     fn name(&self) -> &str;
 
-    /// Takes one step from θ on the objective's current batch. On an error θ is unchanged.
+    /// Takes one step from θ on the objective's current batch. On an error θ is unchanged, and
+    /// so it is when the report says the step was [`StepReport::rejected`]; after
+    /// [`MAX_NON_FINITE_REJECTIONS`] non-finite rejections in a row the step is
+    /// [`OptimError::RepeatedRejection`].
     fn step(&mut self, theta: &mut [f64], objective: &mut dyn Objective) -> Result<StepReport>;
 }
 
