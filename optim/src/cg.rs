@@ -1,6 +1,6 @@
 //! Preconditioned conjugate gradient for `A x = b` that stops and reports on negative curvature,
-//! breakdown or a rise of its quadratic model (a non-symmetric `A`), keeping the last good
-//! iterate (as Hessian-free needs). A non-finite `x0` or `b` is an error.
+//! breakdown, or a rise of its quadratic model or a runaway residual (a non-symmetric `A`),
+//! keeping the last good iterate (as Hessian-free needs). A non-finite `x0` or `b` is an error.
 
 use crate::error::{check_range, OptimError, Result};
 use curvature::LinearOperator;
@@ -31,11 +31,23 @@ pub enum CgStop {
         /// `φ_i − φ_{i−1} > 0`.
         increase: f64,
     },
+    /// The residual grew past [`RESIDUAL_GROWTH_LIMIT`] times its start in one iteration's
+    /// update (`A` not symmetric, or numerically singular); the iterate before is kept.
+    ResidualGrowth {
+        /// `‖r_i‖_{M⁻¹} / ‖r_0‖_{M⁻¹}` of the refused iterate.
+        factor: f64,
+    },
 }
 
 /// The rise of `φ` in one iteration that [`CgStop::ModelIncreased`] tolerates, relative to
 /// `½ Σ_j |x_j (b_j + r_j)|` (the size of the terms whose sum is `φ`), as round-off.
 pub const MODEL_RISE_TOLERANCE: f64 = 1e-6;
+
+/// The growth of the residual, `‖r_i‖_{M⁻¹} / ‖r_0‖_{M⁻¹}`, past which CG stops with
+/// [`CgStop::ResidualGrowth`]. For a symmetric positive-definite `A`, CG keeps this ratio below
+/// `√κ` (κ the condition number of `M^{−½} A M^{−½}`), so 1e8 means κ > 1e16, beyond what f64
+/// CG resolves: `A` is not symmetric, or numerically singular.
+pub const RESIDUAL_GROWTH_LIMIT: f64 = 1e8;
 
 /// Settings of [`conjugate_gradient`].
 #[derive(Clone, Debug, PartialEq)]
@@ -102,8 +114,8 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// Solves `A x = b` from `x0` by (preconditioned) conjugate gradient. `preconditioner` is the
-/// diagonal `M` (positive) of `M⁻¹`-preconditioning. Negative curvature, breakdown and a rise of
-/// `φ` are not errors: CG stops, keeps the last good iterate and says why in [`CgInfo::stop`].
+/// diagonal `M` (positive) of `M⁻¹`-preconditioning. Negative curvature, breakdown, a rise of `φ`
+/// and a runaway residual are not errors: CG stops, keeps the last good iterate and says why in [`CgInfo::stop`].
 /// A NaN or infinite entry in `x0` or `b` is [`OptimError::NonFinite`].
 pub fn conjugate_gradient(
     a: &dyn LinearOperator,
@@ -166,6 +178,7 @@ pub fn conjugate_gradient(
     let mut y = apply_m_inv(&r);
     let mut p = y.clone();
     let mut ry = dot(&r, &y);
+    let ry0 = ry;
     let mut iterates = Vec::new();
     let mut next_store = 1.0_f64;
     let mut ap = vec![0.0; n];
@@ -190,6 +203,13 @@ pub fn conjugate_gradient(
             let r_new: Vec<f64> = r.iter().zip(&ap).map(|(ri, api)| ri - alpha * api).collect();
             if x_new.iter().chain(&r_new).any(|v| !v.is_finite()) {
                 stop = CgStop::Breakdown;
+                break;
+            }
+            let y_new = apply_m_inv(&r_new);
+            let ry_new = dot(&r_new, &y_new);
+            let factor = (ry_new / ry0).sqrt();
+            if factor > RESIDUAL_GROWTH_LIMIT {
+                stop = CgStop::ResidualGrowth { factor };
                 break;
             }
             let (phi, size) = model(&x_new, &r_new);
@@ -220,8 +240,7 @@ pub fn conjugate_gradient(
                     break;
                 }
             }
-            y = apply_m_inv(&r);
-            let ry_new = dot(&r, &y);
+            y = y_new;
             let beta = ry_new / ry;
             ry = ry_new;
             for (pi, yi) in p.iter_mut().zip(&y) {

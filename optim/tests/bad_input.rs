@@ -301,6 +301,27 @@ fn cg_reports_a_non_symmetric_operator_instead_of_running_away() {
 }
 
 #[test]
+fn cg_stops_on_a_runaway_residual_instead_of_reporting_negative_curvature() {
+    // A = [[1, 1e8], [0, 1]]: the old code took a second step to x ≈ (−0.67, 6.7e7) with
+    // ‖b − Ax‖ ≈ 6.7e15 and returned it labelled NegativeCurvature (pᵀAp ≈ −3.7e47 at the
+    // next direction). Now CG keeps the first iterate, x₁ = α b with α = bᵀb / bᵀAb.
+    let a = Matrix::from_fn(2, 2, |i, j| [[1.0, 1e8], [0.0, 1.0]][i][j]);
+    let b = [1.0, 1.0];
+    let params = CgParams { max_iterations: 100, progress_epsilon: None, ..Default::default() };
+    let info = conjugate_gradient(&a, &b, &[0.0; 2], None, &params).unwrap();
+    let CgStop::ResidualGrowth { factor } = info.stop else {
+        panic!("stop was {:?}, x = {:?}", info.stop, info.x)
+    };
+    assert!(factor > optim::cg::RESIDUAL_GROWTH_LIMIT);
+    assert_eq!(info.iterations, 1);
+    let alpha = 2.0 / (2.0 + 1e8);
+    for x in &info.x {
+        assert!((x - alpha).abs() <= 1e-15 * alpha, "x = {:?}", info.x);
+    }
+    assert!(info.residual_norm < 2.0, "‖r‖ = {}", info.residual_norm);
+}
+
+#[test]
 fn cg_still_converges_on_ill_conditioned_symmetric_systems() {
     // The rise test must not fire on round-off: X Xᵀ + 1e-4 I (condition number about 1e6),
     // solved to a relative residual of 1e-10.
