@@ -14,6 +14,7 @@ use autodiff::random::{random_matrix, random_vector};
 use curvature::loss::{self, dense_h_l};
 use curvature::npy::{write_matrix, write_vector};
 use curvature::{Activation, FnOperator, LinearOperator, Mlp, Problem};
+use natgrad::cli::{self, Flag};
 use rand::{rngs::StdRng, SeedableRng};
 use std::path::PathBuf;
 
@@ -26,36 +27,35 @@ struct Args {
     out: PathBuf,
 }
 
-fn parse() -> Result<Args, String> {
-    let mut a = Args {
+/// The flags, one line each (see `natgrad::cli`).
+fn flags() -> Vec<Flag<Args>> {
+    vec![
+        Flag::value("--layers", "W,W,…", |a: &mut Args, v| {
+            cli::list(v, cli::positive).map(|l| a.layers = l)
+        }),
+        Flag::value("--activations", "NAME,…", |a, v| {
+            cli::list(v, cli::parsed).map(|l| a.activations = l)
+        }),
+        Flag::value("--loss", "NAME", |a, v| {
+            loss::by_name(v).map_err(|e| e.to_string())?;
+            a.loss = v.into();
+            Ok(())
+        }),
+        Flag::value("--batch", "N", |a, v| cli::positive(v).map(|n| a.batch = n)),
+        Flag::value("--seed", "N", |a, v| cli::parsed(v).map(|n| a.seed = n)),
+        Flag::value("--out", "DIR", |a, v| cli::parsed(v).map(|p| a.out = p)),
+    ]
+}
+
+fn defaults() -> Args {
+    Args {
         layers: vec![4, 5, 3],
         activations: vec![Activation::Tanh, Activation::Identity],
         loss: "softmax_cross_entropy".into(),
         batch: 8,
         seed: 0,
         out: PathBuf::from("out/curvature"),
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().ok_or(format!("{flag} needs a value"))?;
-        match flag.as_str() {
-            "--layers" => {
-                a.layers = value.split(',').map(|s| s.trim().parse().map_err(|_| format!("--layers: '{s}' is not a width"))).collect::<Result<_, _>>()?
-            }
-            "--activations" => {
-                a.activations = value.split(',').map(|s| s.trim().parse::<Activation>().map_err(|e| e.to_string())).collect::<Result<_, _>>()?
-            }
-            "--loss" => a.loss = value,
-            "--batch" => a.batch = value.parse().map_err(|_| format!("--batch: '{value}' is not a count"))?,
-            "--seed" => a.seed = value.parse().map_err(|_| format!("--seed: '{value}' is not a number"))?,
-            "--out" => a.out = PathBuf::from(value),
-            other => return Err(format!("unknown flag {other} (expected --layers, --activations, --loss, --batch, --seed, --out)")),
-        }
     }
-    if a.batch == 0 {
-        return Err("--batch must be at least 1".into());
-    }
-    Ok(a)
 }
 
 fn run(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
@@ -137,9 +137,8 @@ fn run(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn main() {
-    let result = parse().map_err(|e| e.into()).and_then(|a| run(&a));
-    if let Err(e) = result {
-        eprintln!("export_curvature: {e}");
-        std::process::exit(2);
+    let args = cli::parse_env("export_curvature", &flags(), defaults());
+    if let Err(e) = run(&args) {
+        cli::fail("export_curvature", &e.to_string());
     }
 }

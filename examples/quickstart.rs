@@ -2,16 +2,22 @@
 //! and `J v`, `Jᵀ u`, `H v`, `G v` each beside an independent check, and exits non-zero if a
 //! check fails.
 //!
-//! Run: `cargo run --release --example quickstart`
+//! Run: `cargo run --release --example quickstart` (it takes no flags: any argument is an error,
+//! exit status 2).
 
 use autodiff::random::{random_matrix, random_vector};
 use curvature::loss::SoftmaxCrossEntropy;
 use curvature::verify::{self, CheckReport};
 use curvature::{Activation, LinearOperator, Mlp, Problem};
+use natgrad::cli::{self, Flag};
 use rand::{rngs::StdRng, SeedableRng};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // No flags yet (a new one is a line in this table, see `natgrad::cli`); anything given is an
+    // error rather than silently ignored.
+    let flags: [Flag<()>; 0] = [];
+    cli::parse_env("quickstart", &flags, ());
     match run() {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => {

@@ -12,7 +12,9 @@
 //! machine, cancels; the targets use them.
 //!
 //! Run: `cargo run --release --example bench -- [--workload w1,w2,w3] [--op gradient,hvp,…]
-//! [--dtype f64,f32] [--threads 1,2] [--runs 10] [--json PATH]`. A thread count t > 1 runs
+//! [--dtype f64,f32] [--threads 1,2] [--runs 10] [--json PATH]`; an unknown flag or value, a
+//! thread count of 0 or a `--json` path that cannot be created is an error (exit 2, one line,
+//! before anything is timed). A thread count t > 1 runs
 //! every f64 op through a `ShardedProblem` of t row blocks (data parallelism over the batch),
 //! each block on single-threaded GEMMs, and reports the speedup over one thread in the same
 //! process. W3's one-thread rows are sampled round-robin across its ops (see
@@ -25,6 +27,7 @@ use autodiff::random::{random_matrix, random_vector};
 use autodiff::{BufferPool, Dual, Matrix, Scalar};
 use curvature::loss::{BernoulliLogits, PredictiveDistribution, SoftmaxCrossEntropy};
 use curvature::{Activation, Mlp, Problem, ShardedProblem};
+use natgrad::cli::{self, Flag};
 use rand::{rngs::StdRng, SeedableRng};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
@@ -260,50 +263,40 @@ struct Args {
     json: Option<String>,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut a = Args {
+/// The ops `--op` accepts.
+const OPS: [&str; 9] =
+    ["loss", "gradient", "jvp", "vjp", "hvp", "ggn", "fisher", "empirical_fisher", "ggn_repeated"];
+
+/// The flags, one line each (see `natgrad::cli`).
+fn flags() -> Vec<Flag<Args>> {
+    vec![
+        Flag::value("--workload", "w1,w2,w3", |a: &mut Args, v| {
+            cli::list_of(v, &["w1", "w2", "w3"]).map(|w| a.workloads = w)
+        }),
+        Flag::value("--op", "OP,…", |a, v| cli::list_of(v, &OPS).map(|o| a.ops = o)),
+        Flag::value("--dtype", "f64,f32", |a, v| {
+            cli::list_of(v, &["f64", "f32"]).map(|d| a.dtypes = d)
+        }),
+        Flag::value("--threads", "T,…", |a, v| {
+            cli::list(v, cli::positive).map(|t| a.threads = t)
+        }),
+        Flag::value("--runs", "N", |a, v| cli::positive(v).map(|n| a.runs = n)),
+        Flag::value("--json", "PATH", |a, v| {
+            a.json = Some(v.into());
+            Ok(())
+        }),
+    ]
+}
+
+fn defaults() -> Args {
+    Args {
         workloads: vec!["w1".into(), "w2".into(), "w3".into()],
-        ops: [
-            "loss",
-            "gradient",
-            "jvp",
-            "vjp",
-            "hvp",
-            "ggn",
-            "fisher",
-            "empirical_fisher",
-            "ggn_repeated",
-        ]
-        .map(String::from)
-        .to_vec(),
+        ops: OPS.map(String::from).to_vec(),
         dtypes: vec!["f64".into(), "f32".into()],
         threads: vec![1],
         runs: 10,
         json: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
-        let list = |v: String| v.split(',').map(String::from).collect::<Vec<_>>();
-        match flag.as_str() {
-            "--workload" => a.workloads = list(value()?),
-            "--op" => a.ops = list(value()?),
-            "--dtype" => a.dtypes = list(value()?),
-            "--threads" => {
-                a.threads = list(value()?)
-                    .iter()
-                    .map(|t| t.parse().map_err(|_| format!("bad thread count {t}")))
-                    .collect::<Result<_, _>>()?
-            }
-            "--runs" => a.runs = value()?.parse().map_err(|_| "bad --runs".to_string())?,
-            "--json" => a.json = Some(value()?),
-            other => return Err(format!("unknown flag {other}")),
-        }
     }
-    if a.runs == 0 {
-        return Err("--runs must be at least 1".into());
-    }
-    Ok(a)
 }
 
 /// One measured row, for the targets summary.
@@ -622,13 +615,13 @@ fn paired_ratio(runs: usize, a: &mut dyn FnMut(), b: &mut dyn FnMut()) -> f64 {
 }
 
 fn main() {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("bench: {e}");
-            std::process::exit(2);
+    let args = cli::parse_env("bench", &flags(), defaults());
+    // Fail now, not after the whole run, if the JSON file cannot be written.
+    if let Some(path) = &args.json {
+        if let Err(e) = std::fs::File::create(path) {
+            cli::fail("bench", &format!("--json {path}: cannot write: {e}"));
         }
-    };
+    }
     // Threads are batch shards (ShardedProblem), each running matrixmultiply's single-threaded
     // GEMM (the workspace does not enable its `threading` feature).
     let rate64 = gemm_rate(gemm_times::<f64>(5));
@@ -851,7 +844,10 @@ fn main() {
     let two_gemms = concurrent.iter().find(|(t, _)| *t == 2).map(|&(_, s)| s);
     print_targets(&rows, memory_ratio, two_gemms);
     if let Some(path) = args.json {
-        std::fs::write(&path, format!("[\n{}\n]\n", json.join(",\n"))).expect("write json");
+        if let Err(e) = std::fs::write(&path, format!("[\n{}\n]\n", json.join(",\n"))) {
+            eprintln!("bench: --json {path}: cannot write: {e}");
+            std::process::exit(1);
+        }
         println!("wrote {path}");
     }
 }

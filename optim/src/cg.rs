@@ -1,5 +1,6 @@
-//! Preconditioned conjugate gradient for `A x = b` that stops and reports on negative curvature
-//! or breakdown, keeping the last good iterate (as Hessian-free needs).
+//! Preconditioned conjugate gradient for `A x = b` that stops and reports on negative curvature,
+//! breakdown, or a rise of its quadratic model or a runaway residual (a non-symmetric `A`),
+//! keeping the last good iterate (as Hessian-free needs). A non-finite `x0` or `b` is an error.
 
 use crate::error::{check_range, OptimError, Result};
 use curvature::LinearOperator;
@@ -21,7 +22,32 @@ pub enum CgStop {
     },
     /// A NaN or infinity appeared (in `A p` or the residual).
     Breakdown,
+    /// The model `φ` rose by `increase` in one iteration. For a symmetric `A` each CG step lowers
+    /// `φ` by `½ α rᵀM⁻¹r > 0`, so a rise beyond round-off ([`MODEL_RISE_TOLERANCE`]) means `A`
+    /// is not symmetric: CG's directions are no longer conjugate and its iterates can grow
+    /// without bound (often until a `pᵀAp ≤ 0` that is not negative curvature at all). The
+    /// iterate before the rise is kept.
+    ModelIncreased {
+        /// `φ_i − φ_{i−1} > 0`.
+        increase: f64,
+    },
+    /// The residual grew past [`RESIDUAL_GROWTH_LIMIT`] times its start in one iteration's
+    /// update (`A` not symmetric, or numerically singular); the iterate before is kept.
+    ResidualGrowth {
+        /// `‖r_i‖_{M⁻¹} / ‖r_0‖_{M⁻¹}` of the refused iterate.
+        factor: f64,
+    },
 }
+
+/// The rise of `φ` in one iteration that [`CgStop::ModelIncreased`] tolerates, relative to
+/// `½ Σ_j |x_j (b_j + r_j)|` (the size of the terms whose sum is `φ`), as round-off.
+pub const MODEL_RISE_TOLERANCE: f64 = 1e-6;
+
+/// The growth of the residual, `‖r_i‖_{M⁻¹} / ‖r_0‖_{M⁻¹}`, past which CG stops with
+/// [`CgStop::ResidualGrowth`]. For a symmetric positive-definite `A`, CG keeps this ratio below
+/// `√κ` (κ the condition number of `M^{−½} A M^{−½}`), so 1e8 means κ > 1e16, beyond what f64
+/// CG resolves: `A` is not symmetric, or numerically singular.
+pub const RESIDUAL_GROWTH_LIMIT: f64 = 1e8;
 
 /// Settings of [`conjugate_gradient`].
 #[derive(Clone, Debug, PartialEq)]
@@ -88,8 +114,9 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// Solves `A x = b` from `x0` by (preconditioned) conjugate gradient. `preconditioner` is the
-/// diagonal `M` (positive) of `M⁻¹`-preconditioning. Negative curvature and breakdown are not
-/// errors: CG stops, keeps the last good iterate and says why in [`CgInfo::stop`].
+/// diagonal `M` (positive) of `M⁻¹`-preconditioning. Negative curvature, breakdown, a rise of `φ`
+/// and a runaway residual are not errors: CG stops, keeps the last good iterate and says why in [`CgInfo::stop`].
+/// A NaN or infinite entry in `x0` or `b` is [`OptimError::NonFinite`].
 pub fn conjugate_gradient(
     a: &dyn LinearOperator,
     b: &[f64],
@@ -122,6 +149,14 @@ pub fn conjugate_gradient(
             ));
         }
     }
+    for (what, v) in [("b", b), ("x0", x0)] {
+        if let Some(j) = v.iter().position(|e| !e.is_finite()) {
+            return Err(OptimError::NonFinite {
+                op: "conjugate_gradient".into(),
+                detail: format!("{what}[{j}] = {}", v[j]),
+            });
+        }
+    }
     let apply_m_inv = |r: &[f64]| -> Vec<f64> {
         match preconditioner {
             Some(m) => r.iter().zip(m).map(|(x, d)| x / d).collect(),
@@ -132,14 +167,18 @@ pub fn conjugate_gradient(
     let mut ax = vec![0.0; n];
     a.apply(&x, &mut ax)?;
     let mut r: Vec<f64> = b.iter().zip(&ax).map(|(bi, a)| bi - a).collect();
+    // φ(x) = ½xᵀAx − bᵀx = −½xᵀ(b + r), and the size of its terms (for the round-off bound).
     let model = |x: &[f64], r: &[f64]| {
-        -0.5 * x.iter().zip(b.iter().zip(r)).map(|(xi, (bi, ri))| xi * (bi + ri)).sum::<f64>()
+        let terms = x.iter().zip(b.iter().zip(r)).map(|(xi, (bi, ri))| xi * (bi + ri));
+        terms.fold((0.0, 0.0), |(sum, size), t| (sum - 0.5 * t, size + 0.5 * t.abs()))
     };
-    let mut model_values = vec![model(&x, &r)];
+    let (phi0, mut phi_size) = model(&x, &r);
+    let mut model_values = vec![phi0];
     let b_norm = dot(b, b).sqrt().max(1e-300);
     let mut y = apply_m_inv(&r);
     let mut p = y.clone();
     let mut ry = dot(&r, &y);
+    let ry0 = ry;
     let mut iterates = Vec::new();
     let mut next_store = 1.0_f64;
     let mut ap = vec![0.0; n];
@@ -166,10 +205,23 @@ pub fn conjugate_gradient(
                 stop = CgStop::Breakdown;
                 break;
             }
+            let y_new = apply_m_inv(&r_new);
+            let ry_new = dot(&r_new, &y_new);
+            let factor = (ry_new / ry0).sqrt();
+            if factor > RESIDUAL_GROWTH_LIMIT {
+                stop = CgStop::ResidualGrowth { factor };
+                break;
+            }
+            let (phi, size) = model(&x_new, &r_new);
+            let increase = phi - model_values[model_values.len() - 1];
+            if increase > MODEL_RISE_TOLERANCE * size.max(phi_size) {
+                stop = CgStop::ModelIncreased { increase };
+                break;
+            }
             x = x_new;
             r = r_new;
+            phi_size = size;
             iterations = i;
-            let phi = model(&x, &r);
             model_values.push(phi);
             if params.store_iterates && i as f64 >= next_store {
                 iterates.push((i, x.clone()));
@@ -188,8 +240,7 @@ pub fn conjugate_gradient(
                     break;
                 }
             }
-            y = apply_m_inv(&r);
-            let ry_new = dot(&r, &y);
+            y = y_new;
             let beta = ry_new / ry;
             ry = ry_new;
             for (pi, yi) in p.iter_mut().zip(&y) {

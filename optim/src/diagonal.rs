@@ -9,7 +9,9 @@
 use crate::error::{check_range, Result};
 use crate::objective::Objective;
 use crate::schedule::Schedule;
-use crate::solver::{loss_and_gradient, Solver, StepReport, Work};
+use crate::solver::{
+    all_finite, loss_and_gradient, Rejection, RejectionCount, Solver, StepReport, Work,
+};
 
 /// How `B_k = diag(u_k)` is accumulated from the gradients `g_k`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -49,8 +51,37 @@ pub struct DiagonalParams {
 }
 
 impl DiagonalParams {
-    /// AdaGrad (Duchi et al. 2011): sum of squares, `ξ = ½`, `λ` outside the root.
+    /// AdaGrad (Duchi et al. 2011): sum of squares, `ξ = ½`, `λ = ε ≥ 0` outside the root.
     pub fn adagrad(alpha: f64, epsilon: f64) -> Result<Self> {
+        Self::published("AdaGrad", alpha, epsilon)
+    }
+
+    /// RMSprop: exponential average with `β ∈ [0, 1)`, `ξ = ½`, `ε ≥ 0` outside the root.
+    pub fn rmsprop(alpha: f64, beta: f64, epsilon: f64) -> Result<Self> {
+        check_range("RMSprop", "beta", beta, 0.0, true, 1.0 - f64::EPSILON)?;
+        Ok(DiagonalParams {
+            accumulation: Accumulation::ExponentialAverage(beta),
+            ..Self::published("RMSprop", alpha, epsilon)?
+        })
+    }
+
+    /// Adam (Kingma & Ba): `β₁, β₂ ∈ [0, 1)`, `ε ≥ 0` outside the root, bias corrections.
+    pub fn adam(alpha: f64, beta1: f64, beta2: f64, epsilon: f64) -> Result<Self> {
+        check_range("Adam", "beta1", beta1, 0.0, true, 1.0 - f64::EPSILON)?;
+        check_range("Adam", "beta2", beta2, 0.0, true, 1.0 - f64::EPSILON)?;
+        Ok(DiagonalParams {
+            accumulation: Accumulation::ExponentialAverage(beta2),
+            momentum: beta1,
+            bias_correction: true,
+            ..Self::published("Adam", alpha, epsilon)?
+        })
+    }
+
+    /// The published form shared by the named constructors, its settings checked under the
+    /// method's own names (`epsilon`, not eqn 10's `lambda`).
+    fn published(method: &str, alpha: f64, epsilon: f64) -> Result<Self> {
+        check_range(method, "alpha", alpha, 0.0, false, f64::INFINITY)?;
+        check_range(method, "epsilon", epsilon, 0.0, true, f64::INFINITY)?;
         Ok(DiagonalParams {
             schedule: Schedule::constant(alpha)?,
             lambda: epsilon,
@@ -59,23 +90,6 @@ impl DiagonalParams {
             placement: DampingPlacement::OutsidePower,
             momentum: 0.0,
             bias_correction: false,
-        })
-    }
-
-    /// RMSprop: exponential average with `β`, `ξ = ½`, `ε` outside the root.
-    pub fn rmsprop(alpha: f64, beta: f64, epsilon: f64) -> Result<Self> {
-        Ok(DiagonalParams {
-            accumulation: Accumulation::ExponentialAverage(beta),
-            ..Self::adagrad(alpha, epsilon)?
-        })
-    }
-
-    /// Adam (Kingma & Ba): `β₁`, `β₂`, `ε` outside the root, bias corrections.
-    pub fn adam(alpha: f64, beta1: f64, beta2: f64, epsilon: f64) -> Result<Self> {
-        Ok(DiagonalParams {
-            momentum: beta1,
-            bias_correction: true,
-            ..Self::rmsprop(alpha, beta2, epsilon)?
         })
     }
 
@@ -90,7 +104,9 @@ impl DiagonalParams {
     }
 }
 
-/// An eqn-10 optimizer.
+/// An eqn-10 optimizer. A step whose new θ would not be finite is rejected: θ, the
+/// accumulators `u`, `m` and the step count stay as they were, and the report says
+/// [`Rejection::NonFiniteStep`] (see [`crate::MAX_NON_FINITE_REJECTIONS`]).
 #[derive(Clone, Debug)]
 pub struct DiagonalMethod {
     params: DiagonalParams,
@@ -98,13 +114,21 @@ pub struct DiagonalMethod {
     u: Vec<f64>,
     m: Vec<f64>,
     k: usize,
+    rejections: RejectionCount,
 }
 
 impl DiagonalMethod {
     /// Validates the settings (`λ ≥ 0`, `ξ ∈ (0, 1]`, `β`s in `[0, 1)`).
     pub fn new(name: &str, params: DiagonalParams) -> Result<Self> {
         params.validate()?;
-        Ok(DiagonalMethod { params, name: name.into(), u: Vec::new(), m: Vec::new(), k: 0 })
+        Ok(DiagonalMethod {
+            params,
+            name: name.into(),
+            u: Vec::new(),
+            m: Vec::new(),
+            k: 0,
+            rejections: RejectionCount::default(),
+        })
     }
 }
 
@@ -121,33 +145,44 @@ impl Solver for DiagonalMethod {
             self.m = vec![0.0; n];
         }
         let p = &self.params;
-        self.k += 1;
-        let k = self.k as i32;
+        let k = self.k + 1;
         let (m_corr, u_corr) = match (p.bias_correction, p.accumulation) {
             (true, Accumulation::ExponentialAverage(b2)) => {
-                (1.0 - p.momentum.powi(k), 1.0 - b2.powi(k))
+                (1.0 - p.momentum.powi(k as i32), 1.0 - b2.powi(k as i32))
             }
             _ => (1.0, 1.0),
         };
-        let alpha = p.schedule.step_size(self.k - 1);
+        let alpha = p.schedule.step_size(self.k);
+        // The new state is built aside and committed only if the new θ is finite.
+        let (mut u, mut m, mut trial) = (self.u.clone(), self.m.clone(), theta.to_vec());
         let mut step_sq = 0.0;
         for i in 0..n {
-            self.u[i] = match p.accumulation {
-                Accumulation::Sum => self.u[i] + g[i] * g[i],
-                Accumulation::ExponentialAverage(b) => b * self.u[i] + (1.0 - b) * g[i] * g[i],
+            u[i] = match p.accumulation {
+                Accumulation::Sum => u[i] + g[i] * g[i],
+                Accumulation::ExponentialAverage(b) => b * u[i] + (1.0 - b) * g[i] * g[i],
             };
-            self.m[i] = p.momentum * self.m[i] + (1.0 - p.momentum) * g[i];
-            let (mi, ui) = (self.m[i] / m_corr, self.u[i] / u_corr);
+            m[i] = p.momentum * m[i] + (1.0 - p.momentum) * g[i];
+            let (mi, ui) = (m[i] / m_corr, u[i] / u_corr);
             let scale = match p.placement {
                 DampingPlacement::InsidePower => (ui + p.lambda).powf(-p.xi),
                 DampingPlacement::OutsidePower => 1.0 / (ui.powf(p.xi) + p.lambda),
             };
             let d = alpha * scale * mi;
             step_sq += d * d;
-            theta[i] -= d;
+            trial[i] -= d;
         }
+        let work = Work { gradients: 1, ..Work::default() };
+        let report = if all_finite(&trial) {
+            theta.copy_from_slice(&trial);
+            (self.u, self.m, self.k) = (u, m, k);
+            StepReport::basic(loss, alpha, step_sq.sqrt(), work)
+        } else {
+            let mut report = StepReport::basic(loss, 0.0, 0.0, work);
+            report.rejected = Some(Rejection::NonFiniteStep);
+            report
+        };
         objective.next_batch();
-        Ok(StepReport::basic(loss, alpha, step_sq.sqrt(), Work { gradients: 1, ..Work::default() }))
+        self.rejections.settle(&self.name, report)
     }
 }
 

@@ -55,6 +55,35 @@ pub enum OptimError {
         /// The damping used.
         lambda: f64,
     },
+    /// A solver rejected [`crate::solver::MAX_NON_FINITE_REJECTIONS`] trial steps in a row for
+    /// non-finite values; θ is the last accepted iterate.
+    #[error("{solver}: {rejections} steps in a row rejected since the last accepted one ({cause}); θ is unchanged: lower the step size, raise λ or check the objective")]
+    RepeatedRejection {
+        /// The solver.
+        solver: String,
+        /// How many non-finite rejections.
+        rejections: usize,
+        /// The last rejection's cause.
+        cause: crate::solver::Rejection,
+    },
+    /// A matrix that must be symmetric is not (beyond the stated tolerance).
+    #[error("{op}: the {rows}×{rows} matrix is not symmetric: A[{i}][{j}] = {a_ij} but A[{j}][{i}] = {a_ji} (tolerance {tolerance:e} × max|A|)")]
+    NotSymmetric {
+        /// The operation.
+        op: String,
+        /// The matrix order.
+        rows: usize,
+        /// Row of the worst pair.
+        i: usize,
+        /// Column of the worst pair.
+        j: usize,
+        /// `A[i][j]`.
+        a_ij: f64,
+        /// `A[j][i]`.
+        a_ji: f64,
+        /// The relative tolerance used.
+        tolerance: f64,
+    },
     /// A computation produced NaN or infinity (the iterate is left unchanged).
     #[error("{op}: non-finite value ({detail})")]
     NonFinite {

@@ -7,7 +7,10 @@
 //! `M = (diag(B) + λ)^ξ`; among the stored CG iterates, the one with the lowest loss, searching
 //! backward from the last (Martens' backtracking); `ρ` of that step against the undamped
 //! quadratic model sets `λ`; if the step still does not reduce the loss, shrink it
-//! (Armijo, `h(θ + αδ) ≤ h(θ) + c α gᵀδ`), and reject it if that fails too.
+//! (Armijo, `h(θ + αδ) ≤ h(θ) + c α gᵀδ`), and reject it if that fails too. A step is also
+//! rejected when no stored CG iterate has a finite loss: θ is then unchanged, `λ` raised, and
+//! [`crate::MAX_NON_FINITE_REJECTIONS`] such rejections in a row end in an error, so `λ` cannot
+//! grow without bound while a caller loops.
 //!
 //! The preconditioner's diagonal is estimated with random-sign products (Hutchinson), a
 //! diagonal of the curvature matrix itself, as Section 11.2 recommends over the empirical
@@ -17,7 +20,7 @@ use crate::cg::{conjugate_gradient, CgParams};
 use crate::damping::{reduction_ratio, LevenbergMarquardt};
 use crate::error::{check_range, Result};
 use crate::objective::Objective;
-use crate::solver::{loss_and_gradient, norm, Solver, StepReport, Work};
+use crate::solver::{loss_and_gradient, norm, Rejection, RejectionCount, Solver, StepReport, Work};
 use curvature::operator::estimate_diagonal;
 use curvature::{CurvatureKind, Damped};
 
@@ -69,6 +72,7 @@ pub struct HessianFree {
     lm: LevenbergMarquardt,
     previous: Vec<f64>,
     seed: u64,
+    rejections: RejectionCount,
 }
 
 impl HessianFree {
@@ -94,6 +98,7 @@ impl HessianFree {
             params,
             previous: Vec::new(),
             seed: 0,
+            rejections: RejectionCount::default(),
         })
     }
 
@@ -152,7 +157,8 @@ impl Solver for HessianFree {
             work.losses += 1;
             match best {
                 Some((_, bl)) if l >= bl || !l.is_finite() => break,
-                _ if !l.is_finite() => break,
+                // A non-finite loss at the last iterates: look further back.
+                _ if !l.is_finite() => continue,
                 _ => best = Some((idx, l)),
             }
         }
@@ -162,9 +168,13 @@ impl Solver for HessianFree {
         report.cg_iterations = Some(info.iterations);
         report.cg_stop = Some(info.stop);
         let Some((iteration, delta, delta_loss)) = chosen else {
+            // No stored iterate has a finite loss: reject, raise λ, drop the warm start.
             self.lm.update(f64::NAN);
+            self.previous.iter_mut().for_each(|p| *p = 0.0);
+            report.step_size = 0.0;
+            report.rejected = Some(Rejection::NonFiniteLoss);
             objective.next_batch();
-            return Ok(report);
+            return self.rejections.settle("Hessian-free", report);
         };
         self.previous = info.x.clone();
         let g_delta: f64 = g.iter().zip(&delta).map(|(a, b)| a * b).sum();
@@ -201,8 +211,13 @@ impl Solver for HessianFree {
         } else {
             self.previous.iter_mut().for_each(|p| *p = 0.0);
             report.step_size = 0.0;
+            report.rejected = Some(if new_loss.is_finite() {
+                Rejection::NoDecrease
+            } else {
+                Rejection::NonFiniteLoss
+            });
         }
         objective.next_batch();
-        Ok(report)
+        self.rejections.settle("Hessian-free", report)
     }
 }

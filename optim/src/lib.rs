@@ -19,7 +19,15 @@
 //! - [`theory`]: Section 14's exact recursions, Theorems 3, 5 and 6, and a Monte-Carlo simulator.
 //!
 //! Bad settings (a negative step, `λ < 0`, `ξ ∉ (0, 1]`, …) are [`OptimError`]s at
-//! construction; a failed step leaves θ unchanged.
+//! construction; so are non-finite or non-symmetric matrices given to [`QuadraticObjective`] and
+//! a non-finite `x0` or `b` given to [`cg::conjugate_gradient`].
+//!
+//! Every solver keeps the last good iterate. An error leaves θ unchanged. A trial step whose θ,
+//! direction or loss is NaN or infinite is rejected: θ (and the solver's state, but `λ`, which
+//! rises) is unchanged and [`StepReport::rejected`] says why ([`Rejection`]); after
+//! [`MAX_NON_FINITE_REJECTIONS`] such rejections since the last accepted step the solver returns
+//! [`OptimError::RepeatedRejection`] instead, so a caller's loop ends rather than spinning while
+//! `λ` grows.
 //!
 //! # Example: natural gradient with the Fisher on the Section 11.1 problem
 //! ```
@@ -60,4 +68,4 @@ pub mod theory;
 
 pub use error::{OptimError, Result};
 pub use objective::{NetworkObjective, Objective, QuadraticObjective, MIN_ROWS_PER_THREAD};
-pub use solver::{Solver, StepReport, Work};
+pub use solver::{Rejection, Solver, StepReport, Work, MAX_NON_FINITE_REJECTIONS};

@@ -6,7 +6,9 @@ use crate::damping::{reduction_ratio, LevenbergMarquardt};
 use crate::error::{check_range, OptimError, Result};
 use crate::objective::Objective;
 use crate::schedule::Schedule;
-use crate::solver::{all_finite, loss_and_gradient, norm, Solver, StepReport, Work};
+use crate::solver::{
+    all_finite, loss_and_gradient, norm, Rejection, RejectionCount, Solver, StepReport, Work,
+};
 use autodiff::linalg::cholesky_solve;
 use curvature::{CurvatureKind, Damped, LinearOperator};
 
@@ -28,20 +30,25 @@ pub struct NaturalGradientParams {
     pub schedule: Schedule,
     /// Initial damping `λ ≥ 0`.
     pub lambda: f64,
-    /// Adapt `λ` by Levenberg-Marquardt from `ρ` (costs one extra loss and one product per step),
-    /// and reject steps that increase the loss.
+    /// Adapt `λ` by Levenberg-Marquardt from `ρ` (costs one extra product per step), and reject
+    /// steps that increase the loss.
     pub adapt_lambda: bool,
     /// How the system is solved.
     pub solve: DirectionSolve,
 }
 
 /// Natural gradient descent / damped Gauss-Newton.
+///
+/// Every step evaluates `h` at the trial θ (one forward pass, counted in [`Work::losses`]); a
+/// trial with a non-finite direction, θ or loss is rejected (θ unchanged, [`StepReport::rejected`]
+/// says why, `λ` raised when adapted; see [`crate::MAX_NON_FINITE_REJECTIONS`]).
 #[derive(Clone, Debug)]
 pub struct NaturalGradient {
     params: NaturalGradientParams,
     lm: LevenbergMarquardt,
     k: usize,
     name: String,
+    rejections: RejectionCount,
 }
 
 impl NaturalGradient {
@@ -52,7 +59,13 @@ impl NaturalGradient {
             cg.validate()?;
         }
         let name = format!("natural gradient ({:?})", params.kind);
-        Ok(NaturalGradient { lm: LevenbergMarquardt::new(params.lambda)?, params, k: 0, name })
+        Ok(NaturalGradient {
+            lm: LevenbergMarquardt::new(params.lambda)?,
+            params,
+            k: 0,
+            name,
+            rejections: RejectionCount::default(),
+        })
     }
 
     /// The current damping `λ`.
@@ -108,39 +121,49 @@ impl Solver for NaturalGradient {
             };
             (delta, iterations, stop, curvature)
         };
-        if matches!(cg_stop, Some(CgStop::Breakdown)) || !all_finite(&delta) {
-            return Err(OptimError::NonFinite {
-                op: "NaturalGradient::step".into(),
-                detail: "direction".into(),
-            });
-        }
         let alpha = self.params.schedule.step_size(self.k);
         self.k += 1;
-        let candidate: Vec<f64> = theta.iter().zip(&delta).map(|(t, d)| t + alpha * d).collect();
-        let mut report = StepReport::basic(loss, alpha, alpha * norm(&delta), work);
+        let mut report = StepReport::basic(loss, alpha, 0.0, work);
         report.lambda = Some(lambda);
         report.cg_iterations = cg_iterations;
         report.cg_stop = cg_stop;
-        if let Some(dbd) = model_curvature {
+        let candidate: Vec<f64> = theta.iter().zip(&delta).map(|(t, d)| t + alpha * d).collect();
+        let rejected = if matches!(cg_stop, Some(CgStop::Breakdown))
+            || !all_finite(&delta)
+            || !all_finite(&candidate)
+        {
+            Some(Rejection::NonFiniteStep)
+        } else {
             let new_loss = objective.loss(&candidate)?;
             report.work.losses += 1;
-            let predicted = -(alpha * g.iter().zip(&delta).map(|(a, b)| a * b).sum::<f64>()
-                + 0.5 * alpha * alpha * dbd);
-            let actual = loss - new_loss;
-            let rho = reduction_ratio(actual, predicted);
-            self.lm.update(rho);
             report.new_loss = Some(new_loss);
-            report.predicted_reduction = Some(predicted);
-            report.actual_reduction = Some(actual);
-            report.rho = Some(rho);
-            if !(new_loss.is_finite() && new_loss <= loss) {
-                report.step_norm = 0.0;
-                objective.next_batch();
-                return Ok(report);
+            report.actual_reduction = Some(loss - new_loss);
+            if let Some(dbd) = model_curvature {
+                let predicted = -(alpha * g.iter().zip(&delta).map(|(a, b)| a * b).sum::<f64>()
+                    + 0.5 * alpha * alpha * dbd);
+                report.predicted_reduction = Some(predicted);
+                report.rho = Some(reduction_ratio(loss - new_loss, predicted));
             }
+            if !new_loss.is_finite() {
+                Some(Rejection::NonFiniteLoss)
+            } else if self.params.adapt_lambda && new_loss > loss {
+                Some(Rejection::NoDecrease)
+            } else {
+                None
+            }
+        };
+        if self.params.adapt_lambda {
+            // No ρ (a non-finite step) counts as untrustworthy: NaN raises λ.
+            self.lm.update(report.rho.unwrap_or(f64::NAN));
         }
-        theta.copy_from_slice(&candidate);
+        report.rejected = rejected;
+        if rejected.is_none() {
+            report.step_norm = alpha * norm(&delta);
+            theta.copy_from_slice(&candidate);
+        } else {
+            report.step_size = 0.0;
+        }
         objective.next_batch();
-        Ok(report)
+        self.rejections.settle(&self.name, report)
     }
 }

@@ -32,6 +32,10 @@ pub trait Objective {
     fn next_batch(&mut self) {}
 }
 
+/// The relative asymmetry [`QuadraticObjective::new`] accepts: `|A_ij − A_ji| ≤ 1e-12 · max|A|`,
+/// room for the round-off of a matrix built as a product (`XXᵀ`) and no more.
+pub const SYMMETRY_TOLERANCE: f64 = 1e-12;
+
 /// `h(θ) = ½ θᵀ A θ − bᵀ θ` with symmetric `A`; every curvature kind is `A` (the quadratic is
 /// its own model, so Hessian, GGN and Fisher coincide).
 #[derive(Clone, Debug)]
@@ -41,14 +45,45 @@ pub struct QuadraticObjective {
 }
 
 impl QuadraticObjective {
-    /// Errors unless `A` is square and `b` fits.
+    /// Errors unless `A` is square, `b` fits, every entry is finite
+    /// ([`OptimError::NonFinite`]) and `A` is symmetric: `|A_ij − A_ji| ≤ SYMMETRY_TOLERANCE ·
+    /// max|A|` ([`OptimError::NotSymmetric`], naming the worst pair). A non-symmetric `A` would
+    /// make `h`'s Hessian `½(A + Aᵀ)` differ from the operator the solvers are given.
     pub fn new(a: Matrix<f64>, b: Vec<f64>) -> Result<Self> {
+        let op = "QuadraticObjective::new";
         if a.rows() != a.cols() || b.len() != a.rows() {
             return Err(OptimError::Dimension {
-                op: "QuadraticObjective::new".into(),
+                op: op.into(),
                 expected: a.rows(),
-                actual: b.len(),
+                actual: if a.rows() != a.cols() { a.cols() } else { b.len() },
             });
+        }
+        let n = a.rows();
+        let entries = (0..n).flat_map(|i| (0..n).map(move |j| (i, j)));
+        if let Some((i, j)) = entries.clone().find(|&(i, j)| !a[(i, j)].is_finite()) {
+            let detail = format!("A[{i}][{j}] = {}", a[(i, j)]);
+            return Err(OptimError::NonFinite { op: op.into(), detail });
+        }
+        if let Some(j) = b.iter().position(|v| !v.is_finite()) {
+            return Err(OptimError::NonFinite {
+                op: op.into(),
+                detail: format!("b[{j}] = {}", b[j]),
+            });
+        }
+        let largest = entries.clone().map(|(i, j)| a[(i, j)].abs()).fold(0.0, f64::max);
+        let asymmetry = |&(i, j): &(usize, usize)| (a[(i, j)] - a[(j, i)]).abs();
+        if let Some((i, j)) = entries.max_by(|p, q| asymmetry(p).total_cmp(&asymmetry(q))) {
+            if asymmetry(&(i, j)) > SYMMETRY_TOLERANCE * largest {
+                return Err(OptimError::NotSymmetric {
+                    op: op.into(),
+                    rows: n,
+                    i,
+                    j,
+                    a_ij: a[(i, j)],
+                    a_ji: a[(j, i)],
+                    tolerance: SYMMETRY_TOLERANCE,
+                });
+            }
         }
         Ok(QuadraticObjective { a, b })
     }

@@ -9,7 +9,10 @@ pub trait Solver {
     /// The solver's name for reports.
     fn name(&self) -> &str;
 
-    /// Takes one step from θ on the objective's current batch. On an error θ is unchanged.
+    /// Takes one step from θ on the objective's current batch. On an error θ is unchanged, and
+    /// so it is when the report says the step was [`StepReport::rejected`]; after
+    /// [`MAX_NON_FINITE_REJECTIONS`] non-finite rejections in a row the step is
+    /// [`OptimError::RepeatedRejection`].
     fn step(&mut self, theta: &mut [f64], objective: &mut dyn Objective) -> Result<StepReport>;
 }
 
@@ -66,6 +69,8 @@ pub struct StepReport {
     pub cg_iterations: Option<usize>,
     /// Why CG stopped.
     pub cg_stop: Option<CgStop>,
+    /// Why the step was rejected, when it was: θ (and the solver's state) were left unchanged.
+    pub rejected: Option<Rejection>,
     /// Work done.
     pub work: Work,
 }
@@ -84,8 +89,73 @@ impl StepReport {
             step_norm,
             cg_iterations: None,
             cg_stop: None,
+            rejected: None,
             work,
         }
+    }
+}
+
+/// The most steps a solver rejects for a non-finite trial (θ, loss or direction) after its last
+/// accepted step before it returns [`OptimError::RepeatedRejection`] instead of another report:
+/// each rejection leaves θ unchanged (and raises `λ` where the solver adapts it), so a caller
+/// looping on `step` is told to stop rather than spin while `λ` grows without bound.
+/// Rejections for a finite loss that did not decrease ([`Rejection::NoDecrease`]) are ordinary
+/// damping behaviour and are not counted.
+pub const MAX_NON_FINITE_REJECTIONS: usize = 10;
+
+/// Why a solver rejected its trial step (θ was left unchanged).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    /// The trial θ (or the direction) had a NaN or an infinite entry.
+    NonFiniteStep,
+    /// `h` at the trial θ was NaN or infinite.
+    NonFiniteLoss,
+    /// `h` at the trial θ was finite but not low enough (the solver's acceptance test failed).
+    NoDecrease,
+}
+
+impl Rejection {
+    /// Whether this rejection counts towards [`MAX_NON_FINITE_REJECTIONS`].
+    pub fn is_non_finite(self) -> bool {
+        !matches!(self, Rejection::NoDecrease)
+    }
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Rejection::NonFiniteStep => "the trial step was not finite",
+            Rejection::NonFiniteLoss => "the loss at the trial step was not finite",
+            Rejection::NoDecrease => "the loss did not decrease",
+        })
+    }
+}
+
+/// Counts a solver's non-finite rejections since its last accepted step.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RejectionCount(usize);
+
+impl RejectionCount {
+    /// Passes the report on, or, at the [`MAX_NON_FINITE_REJECTIONS`]-th non-finite rejection
+    /// since the last accepted step, returns [`OptimError::RepeatedRejection`] (and starts
+    /// counting afresh, so a caller that changes something may try again).
+    pub(crate) fn settle(&mut self, solver: &str, report: StepReport) -> Result<StepReport> {
+        match report.rejected {
+            None => self.0 = 0,
+            Some(cause) if cause.is_non_finite() => {
+                self.0 += 1;
+                if self.0 >= MAX_NON_FINITE_REJECTIONS {
+                    self.0 = 0;
+                    return Err(OptimError::RepeatedRejection {
+                        solver: solver.into(),
+                        rejections: MAX_NON_FINITE_REJECTIONS,
+                        cause,
+                    });
+                }
+            }
+            Some(_) => {}
+        }
+        Ok(report)
     }
 }
 
