@@ -2,6 +2,8 @@
 
 mod activation;
 mod mlp;
+#[cfg(test)]
+pub(crate) mod test_models;
 
 pub use activation::Activation;
 pub use mlp::Mlp;
