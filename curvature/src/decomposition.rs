@@ -1,26 +1,26 @@
 //! The Hessian decomposition of Section 8.1.2, as products:
-//! `H = Jáµ H_L J + C + Cáµ + Î£_i Î£_j [â_{a_i} L]_j J_{s_i}áµ H_{[Ï_i(s_i)]_j} J_{s_i}` (batch-averaged).
+//! `H = Jᵀ H_L J + C + Cᵀ + Σ_i Σ_j [∇_{a_i} L]_j J_{s_i}ᵀ H_{[φ_i(s_i)]_j} J_{s_i}` (batch-averaged).
 //!
 //! For `s_i = W_i a_{i-1} + b_i`, the cross term `C` collects the second derivatives of the
-//! bilinear map `(W_i, a_{i-1}) â¦ W_i a_{i-1}`: `váµ C w = Î£_i â_{s_i}Láµ V_{W_i} (J_{a_{i-1}} w)`,
-//! so block row `W_i` of `C w` is `â_{s_i}L â J_{a_{i-1}} w` (an `m_i Ã m_{i-1}` outer product
+//! bilinear map `(W_i, a_{i-1}) ↦ W_i a_{i-1}`: `vᵀ C w = Σ_i ∇_{s_i}Lᵀ V_{W_i} (J_{a_{i-1}} w)`,
+//! so block row `W_i` of `C w` is `∇_{s_i}L ⊗ J_{a_{i-1}} w` (an `m_i × m_{i-1}` outer product
 //! in our row-major layout), bias rows are zero, and since `a_{i-1}` depends only on layers
 //! below `i`, `C` is block lower-triangular with zero diagonal blocks.
 //!
 //! The same formulas hold for any layered model whose only nonlinear ops are the layers'
-//! `s_i = W_i a_{i-1} + b_i` and `a_i = Ï_i(s_i)`, with the input `a_{i-1}` any node (a residual
-//! sum, say) and a weight block used by several layers: Î¸ â¦ (W_1, â¦, W_â) is then a linear
-//! selection `P`, every term is `Páµ (term in the W_i) P`, and the block rows of layers sharing
-//! `W` add up in `W`'s positions of Î¸ (lower-triangularity is lost, the sum is still exact).
+//! `s_i = W_i a_{i-1} + b_i` and `a_i = φ_i(s_i)`, with the input `a_{i-1}` any node (a residual
+//! sum, say) and a weight block used by several layers: θ ↦ (W_1, …, W_ℓ) is then a linear
+//! selection `P`, every term is `Pᵀ (term in the W_i) P`, and the block rows of layers sharing
+//! `W` add up in `W`'s positions of θ (lower-triangularity is lost; the sum is still exact).
 //!
-//! Correction to the paper's text: it prints the last block row as `J_{a_â} â â_{s_{â-1}}L`;
+//! Correction to the paper's text: it prints the last block row as `J_{a_ℓ} ⊗ ∇_{s_{ℓ-1}}L`;
 //! from the derivation above block row `i` pairs `a_{i-1}` with `s_i`, so the last one is
-//! `J_{a_{â-1}} â â_{s_â}L`. Its Kronecker order assumes column-stacked `vec(W)`; with
+//! `J_{a_{ℓ-1}} ⊗ ∇_{s_ℓ}L`. Its Kronecker order assumes column-stacked `vec(W)`; with
 //! row-major `W` the factors swap. The tests check the corrected form against the Hessian.
 //!
-//! Costs: `C v` is one tangent sweep and an outer product per layer; `Cáµ v` and the activation
+//! Costs: `C v` is one tangent sweep and an outer product per layer; `Cᵀ v` and the activation
 //! term are one tangent sweep (activation term only) and one reverse sweep with seeds on the
-//! `a_{i-1}` (resp. `s_i`) nodes. All reuse the reverse sweep of `âh` cached by the pass.
+//! `a_{i-1}` (resp. `s_i`) nodes. All reuse the reverse sweep of `∇h` cached by the pass.
 
 use crate::error::Result;
 use crate::model::{Activation, Model};
@@ -37,7 +37,7 @@ impl<M: Model> ForwardPass<'_, M> {
         Ok(self.tape().tangents([(th, Matrix::column(v.to_vec()))])?)
     }
 
-    /// `C v` (Section 8.1.2): block row `W_i` is `â_{s_i}h â J_{a_{i-1}} v`, summed over the
+    /// `C v` (Section 8.1.2): block row `W_i` is `∇_{s_i}h ⊗ J_{a_{i-1}} v`, summed over the
     /// batch; only layer `i`'s block row when `layer = Some(i)` (1-based).
     pub fn c_vector_product(&self, v: &[f64], layer: Option<usize>) -> Result<Vec<f64>> {
         let layers = self.layers("c_vector_product")?;
@@ -67,7 +67,7 @@ impl<M: Model> ForwardPass<'_, M> {
         Ok(out)
     }
 
-    /// `Cáµ v`: one reverse sweep with seeds `â_{s_i}h Â· V_{W_i}` on the `a_{i-1}` nodes.
+    /// `Cᵀ v`: one reverse sweep with seeds `∇_{s_i}h · V_{W_i}` on the `a_{i-1}` nodes.
     pub fn c_transpose_vector_product(&self, v: &[f64], layer: Option<usize>) -> Result<Vec<f64>> {
         let layers = self.layers("c_transpose_vector_product")?;
         if v.len() != self.dim() {
@@ -94,9 +94,9 @@ impl<M: Model> ForwardPass<'_, M> {
         self.backward_from(&seeds)
     }
 
-    /// The activation-curvature term `Î£_i J_{s_i}áµ (Î£_j [â_{a_i}h]_j H_{[Ï_i(s_i)]_j}) J_{s_i} v`
+    /// The activation-curvature term `Σ_i J_{s_i}ᵀ (Σ_j [∇_{a_i}h]_j H_{[φ_i(s_i)]_j}) J_{s_i} v`
     /// (only layer `i` when `layer = Some(i)`): a tangent sweep for `J_{s_i} v`, the per-example
-    /// curvature product of Ï_i, and one reverse sweep with seeds on the `s_i` nodes.
+    /// curvature product of φ_i, and one reverse sweep with seeds on the `s_i` nodes.
     pub fn activation_term_vector_product(
         &self,
         v: &[f64],
@@ -154,7 +154,7 @@ mod tests {
         a.data().iter().zip(b.data()).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max) / scale
     }
 
-    /// `W2` feeds two layers (one of them after a residual connection): `G + C + Cáµ +
+    /// `W2` feeds two layers (one of them after a residual connection): `G + C + Cᵀ +
     /// activation term`, each product summing the two layers' contributions in `W2`'s rows,
     /// equals the dense Hessian of the same objective written on the tape with its loss and
     /// differentiated by `autodiff::modes::dense_hessian` (no `Problem`, no decomposition).
@@ -182,10 +182,10 @@ mod tests {
         let act = dense(&|v| pass.activation_term_vector_product(v, None));
         let sum = Matrix::from_fn(n, n, |i, j| g[(i, j)] + c[(i, j)] + ct[(i, j)] + act[(i, j)]);
         let d = max_rel_diff(&sum, &reference);
-        assert!(d < 1e-12, "G + C + Cáµ + activation term vs dense Hessian: {d:e}");
-        // Cáµ's product is the transpose of C's (both sum over the two uses of W2).
+        assert!(d < 1e-12, "G + C + Cᵀ + activation term vs dense Hessian: {d:e}");
+        // Cᵀ's product is the transpose of C's (both sum over the two uses of W2).
         let d = max_rel_diff(&ct, &c.transpose());
-        assert!(d < 1e-12, "Cáµ vs transpose of C: {d:e}");
+        assert!(d < 1e-12, "Cᵀ vs transpose of C: {d:e}");
         // The per-layer block rows add up to the whole product.
         let v = random_vector(n, &mut rng);
         let whole = pass.c_vector_product(&v, None).unwrap();
@@ -195,6 +195,6 @@ mod tests {
             by_layer.iter_mut().zip(&part).for_each(|(t, p)| *t += p);
         }
         let d = max_rel_diff(&Matrix::column(whole), &Matrix::column(by_layer));
-        assert!(d < 1e-14, "Î£_i C_i v vs C v: {d:e}");
+        assert!(d < 1e-14, "Σ_i C_i v vs C v: {d:e}");
     }
 }
