@@ -23,7 +23,7 @@
 //! `a_{i-1}` (resp. `s_i`) nodes. All reuse the reverse sweep of `∇h` cached by the pass.
 
 use crate::error::Result;
-use crate::model::{Activation, Model};
+use crate::model::Model;
 use crate::problem::ForwardPass;
 use autodiff::{Matrix, Scalar};
 
@@ -32,7 +32,30 @@ impl<M: Model> ForwardPass<'_, M> {
         layer.is_none_or(|l| l == i)
     }
 
-    fn theta_tangents(&self, v: &[f64]) -> Result<autodiff::Tangents<f64>> {
+    /// The layers, each weight range inside θ and `m_i × m_{i-1}` long (an error naming the
+    /// layer otherwise, rather than a slice panic in the products).
+    fn checked_layers(&self, op: &str) -> Result<&[crate::problem::LayerNodes]> {
+        let layers = self.layers(op)?;
+        for (i, l) in layers.iter().enumerate() {
+            let (m_out, m_in) =
+                (self.node_var(l.s).shape().cols, self.node_var(l.input).shape().cols);
+            if l.weights.end > self.dim() || l.weights.len() != m_out * m_in {
+                return Err(crate::CurvatureError::invalid(
+                    op,
+                    format!(
+                        "layer {}: weights {:?} must be {m_out}×{m_in} = {} entries inside θ (length {})",
+                        i + 1,
+                        l.weights,
+                        m_out * m_in,
+                        self.dim()
+                    ),
+                ));
+            }
+        }
+        Ok(layers)
+    }
+
+    pub(crate) fn theta_tangents(&self, v: &[f64]) -> Result<autodiff::Tangents<f64>> {
         let th = self.node_var(self.theta_node());
         Ok(self.tape().tangents([(th, Matrix::column(v.to_vec()))])?)
     }
@@ -40,7 +63,7 @@ impl<M: Model> ForwardPass<'_, M> {
     /// `C v` (Section 8.1.2): block row `W_i` is `∇_{s_i}h ⊗ J_{a_{i-1}} v`, summed over the
     /// batch; only layer `i`'s block row when `layer = Some(i)` (1-based).
     pub fn c_vector_product(&self, v: &[f64], layer: Option<usize>) -> Result<Vec<f64>> {
-        let layers = self.layers("c_vector_product")?;
+        let layers = self.checked_layers("c_vector_product")?;
         if v.len() != self.dim() {
             return Err(crate::CurvatureError::length("c_vector_product (v)", self.dim(), v.len()));
         }
@@ -69,7 +92,7 @@ impl<M: Model> ForwardPass<'_, M> {
 
     /// `Cᵀ v`: one reverse sweep with seeds `∇_{s_i}h · V_{W_i}` on the `a_{i-1}` nodes.
     pub fn c_transpose_vector_product(&self, v: &[f64], layer: Option<usize>) -> Result<Vec<f64>> {
-        let layers = self.layers("c_transpose_vector_product")?;
+        let layers = self.checked_layers("c_transpose_vector_product")?;
         if v.len() != self.dim() {
             return Err(crate::CurvatureError::length(
                 "c_transpose_vector_product (v)",
@@ -102,7 +125,7 @@ impl<M: Model> ForwardPass<'_, M> {
         v: &[f64],
         layer: Option<usize>,
     ) -> Result<Vec<f64>> {
-        let layers = self.layers("activation_term_vector_product")?;
+        let layers = self.checked_layers("activation_term_vector_product")?;
         if v.len() != self.dim() {
             return Err(crate::CurvatureError::length(
                 "activation_term_vector_product (v)",
@@ -114,7 +137,7 @@ impl<M: Model> ForwardPass<'_, M> {
         let tangents = self.theta_tangents(v)?;
         let mut seeds = Vec::new();
         for (i, l) in layers.iter().enumerate() {
-            if !Self::layer_selected(layer, i + 1) || l.activation == Activation::Identity {
+            if !Self::layer_selected(layer, i + 1) || l.activation.is_identity() {
                 continue;
             }
             let (Some(s_dot), Some(g_a)) =
@@ -164,7 +187,7 @@ mod tests {
         let x = random_matrix(5, 3, &mut rng);
         let y = random_matrix(5, 2, &mut rng);
         let theta: Vec<f64> = random_vector(50, &mut rng).iter().map(|t| 0.8 * t).collect();
-        let model = SharedResidual;
+        let model = SharedResidual::default();
         let reference = autodiff::modes::dense_hessian(
             &SquaredErrorObjective { model: &model, x: &x, y: &y },
             &theta,

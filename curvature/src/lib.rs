@@ -58,9 +58,9 @@
 //! let h = pass.hessian().to_dense()?;          // the Hessian
 //! assert_eq!(g.shape(), h.shape());
 //! // Softmax cross-entropy on logits: z is a natural parameter, so F = G (Section 9.2) ...
-//! assert!(verify::check_fisher_equals_ggn(&pass, 1e-12)?.passed());
+//! assert!(verify::check_fisher_equals_ggn(&problem, &theta, 1e-12)?.passed());
 //! // ... and H = G + C + Cᵀ + activation term (Section 8.1.2), to round-off.
-//! assert!(verify::check_hessian_decomposition(&pass, 1e-10)?.passed());
+//! assert!(verify::check_hessian_decomposition(&problem, &theta, 1e-10)?.passed());
 //! # Ok::<(), curvature::CurvatureError>(())
 //! ```
 
