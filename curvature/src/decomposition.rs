@@ -165,7 +165,7 @@ impl<M: Model> ForwardPass<'_, M> {
 #[cfg(test)]
 mod tests {
     use crate::loss::SquaredError;
-    use crate::model::test_models::{SharedResidual, SquaredErrorObjective};
+    use crate::model::test_models::{Fault, SharedResidual, SquaredErrorObjective};
     use crate::operator::{FnOperator, LinearOperator};
     use crate::Problem;
     use autodiff::random::{random_matrix, random_vector};
@@ -219,5 +219,29 @@ mod tests {
         }
         let d = max_rel_diff(&Matrix::column(whole), &Matrix::column(by_layer));
         assert!(d < 1e-14, "Σ_i C_i v vs C v: {d:e}");
+    }
+
+    /// A layer whose declared weights run past θ is an error naming it, not a slice panic.
+    #[test]
+    fn weights_outside_theta_are_an_error_naming_the_layer() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let (x, y) = (random_matrix(2, 3, &mut rng), random_matrix(2, 2, &mut rng));
+        let model = SharedResidual::with(Fault::WeightsOutsideTheta);
+        let problem = Problem::new(&model, &SquaredError, &x, &y).unwrap();
+        let pass = problem.at(&random_vector(50, &mut rng)).unwrap();
+        let v = vec![1.0; 50];
+        for err in [
+            pass.c_vector_product(&v, None).unwrap_err(),
+            pass.c_transpose_vector_product(&v, None).unwrap_err(),
+            pass.activation_term_vector_product(&v, None).unwrap_err(),
+        ] {
+            let text = err.to_string();
+            assert!(
+                text.contains(
+                    "layer 3: weights 40..56 must be 4×4 = 16 entries inside θ (length 50)"
+                ),
+                "{text}"
+            );
+        }
     }
 }

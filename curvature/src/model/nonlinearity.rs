@@ -8,58 +8,6 @@
 //! [`LayerVars::activation`](super::LayerVars::activation) only points to the nonlinearity for
 //! the per-layer products, which call it once per example row. So a user's φ costs no dynamic
 //! dispatch in the hot loops of the built-in activations.
-//!
-//! # Example: `φ(s) = s + sin s`, checked against the dense Hessian
-//! ```
-//! use autodiff::{Scalar, Tape, Var, Matrix};
-//! use curvature::loss::SquaredError;
-//! use curvature::model::{Elementwise, LayerVars, Model};
-//! use curvature::{verify, Activation, Problem};
-//!
-//! /// `φ(s) = s + sin s`.
-//! #[derive(Clone, Debug)]
-//! struct SinPlus;
-//! impl Elementwise for SinPlus {
-//!     fn name(&self) -> &str { "s + sin s" }
-//!     fn phi<T: Scalar>(&self, s: T) -> T { s + s.sin() }
-//!     fn dphi<T: Scalar>(&self, s: T) -> T { T::one() + s.cos() }
-//!     fn d2phi<T: Scalar>(&self, s: T) -> T { -s.sin() }
-//! }
-//!
-//! /// `z = φ(x W1ᵀ + b1) W2ᵀ + b2`, widths 2 → 3 → 1; θ = [W1, b1, W2, b2].
-//! struct Net;
-//! impl Net {
-//!     fn layers<'t, T: Scalar>(&self, th: Var<'t, T>, x: Var<'t, T>)
-//!         -> autodiff::Result<Vec<LayerVars<'t, T>>> {
-//!         let s1 = x.affine(th.slice(0, 3, 2)?, th.slice(6, 1, 3)?)?;
-//!         let a1 = SinPlus.record(s1)?;
-//!         let s2 = a1.affine(th.slice(9, 1, 3)?, th.slice(12, 1, 1)?)?;
-//!         Ok(vec![
-//!             LayerVars { input: x, s: s1, a: a1, activation: std::sync::Arc::new(SinPlus),
-//!                         weights: 0..6, biases: 6..9 },
-//!             LayerVars { input: a1, s: s2, a: s2, activation: Activation::Identity.into(),
-//!                         weights: 9..12, biases: 12..13 },
-//!         ])
-//!     }
-//! }
-//! impl Model for Net {
-//!     fn num_params(&self) -> usize { 13 }
-//!     fn forward<'t, T: Scalar>(&self, _: &'t Tape<T>, th: Var<'t, T>, x: Var<'t, T>)
-//!         -> autodiff::Result<Var<'t, T>> { Ok(self.layers(th, x)?[1].a) }
-//!     fn forward_layers<'t, T: Scalar>(&self, _: &'t Tape<T>, th: Var<'t, T>, x: Var<'t, T>)
-//!         -> autodiff::Result<Option<Vec<LayerVars<'t, T>>>> { self.layers(th, x).map(Some) }
-//! }
-//!
-//! let x = Matrix::from_fn(4, 2, |i, j| 0.4 * i as f64 - 0.7 * j as f64);
-//! let y = Matrix::from_fn(4, 1, |i, _| (i as f64).cos());
-//! let problem = Problem::new(&Net, &SquaredError, &x, &y)?;
-//! let theta: Vec<f64> = (0..13).map(|k| 0.5 * (1.3 * k as f64).sin()).collect();
-//! // The layers are consistent with `forward` and `a = φ(s)`, φ' and φ'' agree with φ ...
-//! verify::check_model(&problem, &theta, 1e-8)?.assert_passed();
-//! // ... and G + C + Cᵀ + activation term (with φ'' = −sin s) is the Hessian, to round-off.
-//! verify::check_hessian_decomposition(&problem, &theta, 1e-10)?.assert_passed();
-//! # Ok::<(), curvature::CurvatureError>(())
-//! ```
 
 use autodiff::{AutodiffError, CustomOp, Matrix, Scalar, Shape, Var};
 use std::fmt;
@@ -98,6 +46,58 @@ pub trait Nonlinearity: fmt::Debug + Send + Sync {
 /// Every `Elementwise` is a [`Nonlinearity`]; [`record`](Elementwise::record) puts `a = φ(s)`
 /// on the tape as a [`CustomOp`] ([`ElementwiseOp`]). [`verify::check_model`] holds `φ'` and
 /// `φ''` against differences of `φ` at the layer's own pre-activations.
+///
+/// # Example: `φ(s) = s + sin s`, checked against the dense Hessian
+/// ```
+/// use autodiff::{Scalar, Tape, Var, Matrix};
+/// use curvature::loss::SquaredError;
+/// use curvature::model::{Elementwise, LayerVars, Model};
+/// use curvature::{verify, Activation, Problem};
+///
+/// /// `φ(s) = s + sin s`.
+/// #[derive(Clone, Debug)]
+/// struct SinPlus;
+/// impl Elementwise for SinPlus {
+///     fn name(&self) -> &str { "s + sin s" }
+///     fn phi<T: Scalar>(&self, s: T) -> T { s + s.sin() }
+///     fn dphi<T: Scalar>(&self, s: T) -> T { T::one() + s.cos() }
+///     fn d2phi<T: Scalar>(&self, s: T) -> T { -s.sin() }
+/// }
+///
+/// /// `z = φ(x W1ᵀ + b1) W2ᵀ + b2`, widths 2 → 3 → 1; θ = [W1, b1, W2, b2].
+/// struct Net;
+/// impl Net {
+///     fn layers<'t, T: Scalar>(&self, th: Var<'t, T>, x: Var<'t, T>)
+///         -> autodiff::Result<Vec<LayerVars<'t, T>>> {
+///         let s1 = x.affine(th.slice(0, 3, 2)?, th.slice(6, 1, 3)?)?;
+///         let a1 = SinPlus.record(s1)?;
+///         let s2 = a1.affine(th.slice(9, 1, 3)?, th.slice(12, 1, 1)?)?;
+///         Ok(vec![
+///             LayerVars { input: x, s: s1, a: a1, activation: std::sync::Arc::new(SinPlus),
+///                         weights: 0..6, biases: 6..9 },
+///             LayerVars { input: a1, s: s2, a: s2, activation: Activation::Identity.into(),
+///                         weights: 9..12, biases: 12..13 },
+///         ])
+///     }
+/// }
+/// impl Model for Net {
+///     fn num_params(&self) -> usize { 13 }
+///     fn forward<'t, T: Scalar>(&self, _: &'t Tape<T>, th: Var<'t, T>, x: Var<'t, T>)
+///         -> autodiff::Result<Var<'t, T>> { Ok(self.layers(th, x)?[1].a) }
+///     fn forward_layers<'t, T: Scalar>(&self, _: &'t Tape<T>, th: Var<'t, T>, x: Var<'t, T>)
+///         -> autodiff::Result<Option<Vec<LayerVars<'t, T>>>> { self.layers(th, x).map(Some) }
+/// }
+///
+/// let x = Matrix::from_fn(4, 2, |i, j| 0.4 * i as f64 - 0.7 * j as f64);
+/// let y = Matrix::from_fn(4, 1, |i, _| (i as f64).cos());
+/// let problem = Problem::new(&Net, &SquaredError, &x, &y)?;
+/// let theta: Vec<f64> = (0..13).map(|k| 0.5 * (1.3 * k as f64).sin()).collect();
+/// // The layers are consistent with `forward` and `a = φ(s)`, φ' and φ'' agree with φ ...
+/// verify::check_model(&problem, &theta, 1e-8)?.assert_passed();
+/// // ... and G + C + Cᵀ + activation term (with φ'' = −sin s) is the Hessian, to round-off.
+/// verify::check_hessian_decomposition(&problem, &theta, 1e-10)?.assert_passed();
+/// # Ok::<(), curvature::CurvatureError>(())
+/// ```
 ///
 /// [`verify::check_model`]: crate::verify::check_model
 pub trait Elementwise: fmt::Debug + Send + Sync + 'static {

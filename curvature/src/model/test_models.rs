@@ -39,6 +39,8 @@ pub(crate) enum Fault {
     WrongActivation,
     /// Layer 3 declares its weights at `W1`'s range (it reads `W2`).
     WrongWeights,
+    /// Layer 3 declares weights running past the end of θ.
+    WeightsOutsideTheta,
     /// Layer 3's `φ''` is off by 1%.
     WrongSecondDerivative,
     /// `parameter_blocks` lists `W2` twice.
@@ -89,12 +91,24 @@ impl SharedResidual {
         let s3 = r.affine(w2, b3)?;
         let a3 = phi3.record(s3)?;
         let s4 = a3.affine(w4, b4)?;
-        let layer = |input, s, a, activation: Arc<dyn Nonlinearity>, weights, biases| {
-            LayerVars { input, s, a, activation, weights, biases }
+        let layer = |input, s, a, activation: Arc<dyn Nonlinearity>, weights, biases| LayerVars {
+            input,
+            s,
+            a,
+            activation,
+            weights,
+            biases,
         };
-        let declared2 =
-            if self.fault == Fault::WrongActivation { Activation::Logistic } else { Activation::Tanh };
-        let weights3 = if self.fault == Fault::WrongWeights { 4..20 } else { Self::W2 };
+        let declared2 = if self.fault == Fault::WrongActivation {
+            Activation::Logistic
+        } else {
+            Activation::Tanh
+        };
+        let weights3 = match self.fault {
+            Fault::WrongWeights => 4..20,
+            Fault::WeightsOutsideTheta => 40..56,
+            _ => Self::W2,
+        };
         Ok(vec![
             layer(x, s1, a1, Activation::Tanh.into(), Self::W1, Self::B1),
             layer(a1, s2, a2, declared2.into(), Self::W2, Self::B2),

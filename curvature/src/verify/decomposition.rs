@@ -217,7 +217,8 @@ fn term_references<M: Model>(
             for b in 0..n {
                 l.activation.curvature_product(s.row(r), g_a.row(r), js[i][b].row(r), &mut w);
                 for a in 0..n {
-                    activation[(a, b)] += js[i][a].row(r).iter().zip(&w).map(|(x, y)| x * y).sum::<f64>();
+                    activation[(a, b)] +=
+                        js[i][a].row(r).iter().zip(&w).map(|(x, y)| x * y).sum::<f64>();
                 }
             }
         }
@@ -263,7 +264,10 @@ mod tests {
         let location = report.location.clone().unwrap();
         // φ_3 acts on s_3 = r W2ᵀ + b3, so the activation term lives in the W1, b1, W2, b2,
         // b3 rows and columns, never in W4 or b4.
-        assert!(location.contains(" × ") && !location.contains("W4") && !location.contains("b4"), "{location}");
+        assert!(
+            location.contains(" × ") && !location.contains("W4") && !location.contains("b4"),
+            "{location}"
+        );
         assert!(report.to_string().contains(&location));
     }
 

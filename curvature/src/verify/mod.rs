@@ -26,8 +26,7 @@ pub use decomposition::{
     check_fisher_equals_ggn, check_ggn_residual_identity, check_hessian_decomposition,
 };
 pub use identities::{
-    check_equal, check_loss, check_positive_semidefinite, check_reparameterization,
-    check_symmetric,
+    check_equal, check_loss, check_positive_semidefinite, check_reparameterization, check_symmetric,
 };
 pub use model::check_model;
 pub use products::{

@@ -65,13 +65,24 @@ pub fn check_model<M: Model>(
     if z_value.shape() != layer_z.shape() {
         return Err(CurvatureError::Dimension {
             op: OP.into(),
-            expected: format!("forward's output and the last layer's a of one shape ({})", layer_z.shape()),
+            expected: format!(
+                "forward's output and the last layer's a of one shape ({})",
+                layer_z.shape()
+            ),
             actual: z_value.shape().to_string(),
         });
     }
-    parts.push(located(compare("forward vs last layer's a (values)", z_value.data(), layer_z.data(), tolerance)?, layer_z.cols()));
     parts.push(located(
-        compare("forward vs last layer's a (J v)", z_tangent.data(), tangent(last.a).data(), tolerance)?,
+        compare("forward vs last layer's a (values)", z_value.data(), layer_z.data(), tolerance)?,
+        layer_z.cols(),
+    ));
+    parts.push(located(
+        compare(
+            "forward vs last layer's a (J v)",
+            z_tangent.data(),
+            tangent(last.a).data(),
+            tolerance,
+        )?,
         layer_z.cols(),
     ));
 
@@ -92,7 +103,10 @@ pub fn check_model<M: Model>(
         if l.biases.len() != m_out || l.biases.end > n {
             return Err(CurvatureError::invalid(
                 OP,
-                format!("layer {i}: biases {:?} must be {m_out} entries inside θ (length {n})", l.biases),
+                format!(
+                    "layer {i}: biases {:?} must be {m_out} entries inside θ (length {n})",
+                    l.biases
+                ),
             ));
         }
         if a.shape() != s.shape() {
@@ -124,9 +138,17 @@ pub fn check_model<M: Model>(
         let s_dot_ref = Matrix::from_fn(rows, m_out, |r, u| {
             affine(&input_dot, w, &zero_b)[(r, u)] + affine(&input, vw, vb)[(r, u)]
         });
-        parts.push(located(compare(&format!("{name}: s = input·{w_name}ᵀ + {b_name} (values)"), s.data(), s_ref.data(), tolerance)?, m_out));
         parts.push(located(
-            compare(&format!("{name}: ṡ = i̇nput·{w_name}ᵀ + input·V{w_name}ᵀ + v_{b_name} (tangents)"), s_dot.data(), s_dot_ref.data(), tolerance)?,
+            compare(
+                &format!("{name}: s = input·{w_name}ᵀ + {b_name} (values)"),
+                s.data(),
+                s_ref.data(),
+                tolerance,
+            )?,
+            m_out,
+        ));
+        parts.push(located(
+            compare(&format!("{name}: ṡ = i̇nput·{w_name}ᵀ + input·V_{{{w_name}}}ᵀ + v_{{{b_name}}} (tangents)"), s_dot.data(), s_dot_ref.data(), tolerance)?,
             m_out,
         ));
 
@@ -136,7 +158,10 @@ pub fn check_model<M: Model>(
         for r in 0..rows {
             phi.value(s.row(r), a_ref.row_mut(r));
         }
-        parts.push(located(compare(&format!("{name}: a = φ(s)"), a.data(), a_ref.data(), tolerance)?, m_out));
+        parts.push(located(
+            compare(&format!("{name}: a = φ(s)"), a.data(), a_ref.data(), tolerance)?,
+            m_out,
+        ));
         let c = random_matrix(rows, m_out, &mut rng);
         let u = random_matrix(rows, m_out, &mut rng);
         let w_dir = random_matrix(rows, m_out, &mut rng);
@@ -149,7 +174,12 @@ pub fn check_model<M: Model>(
         let rhs = dot(vjp.data(), s_dot.data());
         let scale = c.data().iter().zip(a_dot.data()).map(|(p, q)| (p * q).abs()).sum::<f64>()
             + vjp.data().iter().zip(s_dot.data()).map(|(p, q)| (p * q).abs()).sum::<f64>();
-        let mut adjoint = compare(&format!("{name}: ⟨c, ȧ⟩ (tape) vs ⟨J_φᵀ c, ṡ⟩ (vjp)"), &[lhs], &[rhs], tolerance)?;
+        let mut adjoint = compare(
+            &format!("{name}: ⟨c, ȧ⟩ (tape) vs ⟨J_φᵀ c, ṡ⟩ (vjp)"),
+            &[lhs],
+            &[rhs],
+            tolerance,
+        )?;
         adjoint.max_rel_error = (lhs - rhs).abs() / scale.max(1e-300);
         parts.push(adjoint);
 
@@ -170,7 +200,15 @@ pub fn check_model<M: Model>(
                 .collect())
         })?;
         let first: Vec<f64> = (0..rows).map(|r| dot(vjp.row(r), u.row(r))).collect();
-        parts.push(located(compare(&format!("{name}: φ' (vjp) vs differences of φ"), &first, &first_fd, tolerance)?, 1));
+        parts.push(located(
+            compare(
+                &format!("{name}: φ' (vjp) vs differences of φ"),
+                &first,
+                &first_fd,
+                tolerance,
+            )?,
+            1,
+        ));
         let second_fd = central_difference(h, |t| {
             Ok((0..rows)
                 .map(|r| {
@@ -187,7 +225,12 @@ pub fn check_model<M: Model>(
             })
             .collect();
         parts.push(located(
-            compare(&format!("{name}: φ'' (curvature product) vs differences of φ'"), &second, &second_fd, tolerance)?,
+            compare(
+                &format!("{name}: φ'' (curvature product) vs differences of φ'"),
+                &second,
+                &second_fd,
+                tolerance,
+            )?,
             1,
         ));
     }
@@ -272,8 +315,7 @@ mod tests {
         let mlp = Mlp::new(&[3, 4, 2], &[Activation::Softplus, Activation::Softmax]).unwrap();
         let x = random_matrix(4, 3, &mut rng);
         let y = Matrix::from_fn(4, 2, |i, j| if i % 2 == j { 1.0 } else { 0.0 });
-        let problem =
-            Problem::new(&mlp, &crate::loss::CategoricalProbabilities, &x, &y).unwrap();
+        let problem = Problem::new(&mlp, &crate::loss::CategoricalProbabilities, &x, &y).unwrap();
         check_model(&problem, &random_vector(mlp.num_params(), &mut rng), 1e-8)
             .unwrap()
             .assert_passed();
@@ -284,7 +326,10 @@ mod tests {
         let report = run(Fault::ForwardDiffers).unwrap();
         assert!(!report.passed());
         let failed = failed_parts(&report);
-        assert!(failed.iter().any(|c| c.contains("forward vs last layer's a (values)")), "{report}");
+        assert!(
+            failed.iter().any(|c| c.contains("forward vs last layer's a (values)")),
+            "{report}"
+        );
         assert!(failed.iter().all(|c| c.starts_with("forward")), "{report}");
     }
 
@@ -301,7 +346,10 @@ mod tests {
     fn a_wrong_weight_range_is_caught_at_its_layer() {
         let report = run(Fault::WrongWeights).unwrap();
         let failed = failed_parts(&report);
-        assert!(failed.iter().any(|c| c.starts_with("layer 3 (s + sin s): s = input·W3ᵀ + b3")), "{report}");
+        assert!(
+            failed.iter().any(|c| c.starts_with("layer 3 (s + sin s): s = input·W3ᵀ + b3")),
+            "{report}"
+        );
         assert!(failed.iter().all(|c| c.starts_with("layer 3")), "{report}");
     }
 
@@ -320,6 +368,8 @@ mod tests {
     fn overlapping_parameter_blocks_and_bad_ranges_are_errors() {
         let err = run(Fault::OverlappingBlocks).unwrap_err().to_string();
         assert!(err.contains("parameter blocks W2 16..32 and W3 16..32 overlap"), "{err}");
+        let err = run(Fault::WeightsOutsideTheta).unwrap_err().to_string();
+        assert!(err.contains("layer 3: weights 40..56 must be 4×4 = 16 entries inside θ"), "{err}");
         let mut rng = StdRng::seed_from_u64(9);
         let (x, y) = (random_matrix(2, 3, &mut rng), random_matrix(2, 2, &mut rng));
         let model = SharedResidual::default();
