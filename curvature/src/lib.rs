@@ -10,7 +10,7 @@
 //! | paper | code |
 //! |---|---|
 //! | `f(x, θ)`, `z` | [`Model::forward`], [`ForwardPass::output`] |
-//! | `s_i = W_i a_{i-1} + b_i`, `a_i = φ_i(s_i)` | [`Mlp`], [`Activation`], [`model::LayerVars`] |
+//! | `s_i = W_i a_{i-1} + b_i`, `a_i = φ_i(s_i)` | [`Mlp`], [`Activation`], [`model::LayerVars`], a user's φ: [`model::Elementwise`], [`model::Nonlinearity`] |
 //! | `R_{y|z}`, `L`, `∇_z L`, `H_L`, `F_R` | [`loss::PredictiveDistribution`] |
 //! | `∇h` (eqn 1) | [`ForwardPass::gradient`] |
 //! | `J v`, `Jᵀ u` (Sec 9.1) | [`ForwardPass::jacobian_vector_product`], [`ForwardPass::transpose_jacobian_vector_product`] |

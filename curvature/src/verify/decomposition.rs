@@ -2,13 +2,7 @@
 //! failed entry named by its parameter blocks and, for Section 8.1.2, each term against a
 //! reference of its own.
 //!
-//! **What these checks cannot catch.** Both sides of every comparison here use the loss's
-//! `H_L` (`H v` seeds its reverse sweep with `H_L J v`; `G`, and the term references, use
-//! `H_L` too), so a wrong `H_L` cancels out. Check a new loss with
-//! [`check_loss`](super::check_loss). Likewise the term references trust the layers'
-//! declared structure (`s_i = input · W_iᵀ + b_i`, `a_i = φ_i(s_i)`); a model that declares it
-//! wrongly fails the whole-Hessian comparison, and [`check_model`](super::check_model) says which
-//! layer is at fault.
+//! What they cannot catch is in the [`verify`](super) docs.
 
 use crate::error::Result;
 use crate::loss::dense_h_l;
@@ -48,7 +42,7 @@ fn add(a: &Matrix<f64>, b: &Matrix<f64>) -> Matrix<f64> {
 }
 
 /// `H = G + Σ_j [∇_z L]_j H_{[f]_j}` (eqn 6) at θ, the three computed by independent passes;
-/// any model.
+/// any model. Both sides use `H_L`: a wrong one is not caught ([`check_loss`](super::check_loss)).
 pub fn check_ggn_residual_identity<M: Model>(
     problem: &Problem<'_, M>,
     theta: &[f64],
@@ -82,7 +76,7 @@ pub fn check_fisher_equals_ggn<M: Model>(
 ///
 /// The report fails if the whole comparison or any term does; when only the whole one
 /// fails, the terms are right for the declared layers and the layers do not describe the
-/// model (run [`check_model`](super::check_model)). A wrong `H_L` is not caught (module docs).
+/// model (run [`check_model`](super::check_model)). A wrong `H_L` is not caught: both sides use it (see the [`verify`](super) docs).
 /// Cost: the dense `n × n` terms and `n` extra dual forward passes: for small models.
 pub fn check_hessian_decomposition<M: Model>(
     problem: &Problem<'_, M>,

@@ -9,8 +9,19 @@
 //! For a model of your own, in this order: [`check_model`] (the layers describe the forward
 //! pass), [`check_gradient`] and [`check_hessian_vector_product`] (against differences),
 //! [`check_ggn_residual_identity`] (any model) and [`check_hessian_decomposition`] (layered
-//! models; each term against its own reference). For a loss of your own: [`check_loss`] — the
-//! Hessian checks share `H_L` on both sides and cannot catch a wrong one.
+//! models; each term against its own reference). For a loss of your own: [`check_loss`].
+//!
+//! **What the Hessian checks cannot catch.** Both sides of [`check_ggn_residual_identity`],
+//! [`check_hessian_decomposition`] and [`check_fisher_equals_ggn`] use the loss's `H_L` (`H v`
+//! seeds its reverse sweep with `H_L J v`; `G` and the term references apply `H_L` too), so a
+//! wrong `H_L` cancels out: check a new loss with [`check_loss`]. Likewise the decomposition's
+//! term references trust the layers' declared structure (`s_i = input · W_iᵀ + b_i`,
+//! `a_i = φ_i(s_i)`): a model that declares it wrongly fails the whole-Hessian comparison while
+//! its terms pass, and [`check_model`] says which layer is at fault.
+//!
+//! A failed dense comparison names its worst entry by the model's parameter blocks
+//! ([`CheckReport::location`], e.g. `W2[5] × b1[0]`); a check made of several
+//! ([`check_model`], the decomposition's terms) lists them in [`CheckReport::parts`].
 //!
 //! Tolerance tiers, as in `autodiff::check`: against finite differences about `1e-8`
 //! (norm-wise relative); between two exact computations (identities, dense matrices built two
