@@ -1,7 +1,7 @@
 //! [`check_model`]: does a layered model's `forward_layers` say what its forward pass does?
 
 use crate::error::{CurvatureError, Result};
-use crate::model::Model;
+use crate::model::{Model, Nonlinearity};
 use crate::problem::Problem;
 use autodiff::check::{central_difference, compare, CheckReport};
 use autodiff::dual::split;
@@ -152,87 +152,14 @@ pub fn check_model<M: Model>(
             m_out,
         ));
 
-        // a = φ(s), ȧ = J_φ ṡ (adjoint form), φ' and φ'' against differences.
-        let phi = &l.activation;
-        let mut a_ref = Matrix::zeros(rows, m_out);
-        for r in 0..rows {
-            phi.value(s.row(r), a_ref.row_mut(r));
-        }
-        parts.push(located(
-            compare(&format!("{name}: a = φ(s)"), a.data(), a_ref.data(), tolerance)?,
-            m_out,
-        ));
-        let c = random_matrix(rows, m_out, &mut rng);
-        let u = random_matrix(rows, m_out, &mut rng);
-        let w_dir = random_matrix(rows, m_out, &mut rng);
-        let mut vjp = Matrix::zeros(rows, m_out);
-        for r in 0..rows {
-            phi.vjp(s.row(r), c.row(r), vjp.row_mut(r));
-        }
-        let dot = |x: &[f64], y: &[f64]| x.iter().zip(y).map(|(p, q)| p * q).sum::<f64>();
-        let lhs = dot(c.data(), a_dot.data());
-        let rhs = dot(vjp.data(), s_dot.data());
-        let scale = c.data().iter().zip(a_dot.data()).map(|(p, q)| (p * q).abs()).sum::<f64>()
-            + vjp.data().iter().zip(s_dot.data()).map(|(p, q)| (p * q).abs()).sum::<f64>();
-        let mut adjoint = compare(
-            &format!("{name}: ⟨c, ȧ⟩ (tape) vs ⟨J_φᵀ c, ṡ⟩ (vjp)"),
-            &[lhs],
-            &[rhs],
+        parts.extend(nonlinearity_checks(
+            &name,
+            l.activation.as_ref(),
+            (&s, &a),
+            (&s_dot, &a_dot),
+            &mut rng,
             tolerance,
-        )?;
-        adjoint.max_rel_error = (lhs - rhs).abs() / scale.max(1e-300);
-        parts.push(adjoint);
-
-        // Per example n: d/dt c_nᵀ φ(s_n + t u_n) = ⟨vjp(s_n, c_n), u_n⟩ and
-        // d/dt ⟨vjp(s_n + t u_n, c_n), w_n⟩ = ⟨curvature_product(s_n, c_n, u_n), w_n⟩.
-        let h = 1e-3 * s.data().iter().fold(1.0_f64, |m, x| m.max(x.abs()));
-        let shifted = |t: f64, r: usize| -> Vec<f64> {
-            s.row(r).iter().zip(u.row(r)).map(|(x, d)| x + t * d).collect()
-        };
-        let mut out = vec![0.0; m_out];
-        let first_fd = central_difference(h, |t| {
-            Ok((0..rows)
-                .map(|r| {
-                    let mut val = vec![0.0; m_out];
-                    phi.value(&shifted(t, r), &mut val);
-                    dot(c.row(r), &val)
-                })
-                .collect())
-        })?;
-        let first: Vec<f64> = (0..rows).map(|r| dot(vjp.row(r), u.row(r))).collect();
-        parts.push(located(
-            compare(
-                &format!("{name}: φ' (vjp) vs differences of φ"),
-                &first,
-                &first_fd,
-                tolerance,
-            )?,
-            1,
-        ));
-        let second_fd = central_difference(h, |t| {
-            Ok((0..rows)
-                .map(|r| {
-                    let mut g = vec![0.0; m_out];
-                    phi.vjp(&shifted(t, r), c.row(r), &mut g);
-                    dot(&g, w_dir.row(r))
-                })
-                .collect())
-        })?;
-        let second: Vec<f64> = (0..rows)
-            .map(|r| {
-                phi.curvature_product(s.row(r), c.row(r), u.row(r), &mut out);
-                dot(&out, w_dir.row(r))
-            })
-            .collect();
-        parts.push(located(
-            compare(
-                &format!("{name}: φ'' (curvature product) vs differences of φ'"),
-                &second,
-                &second_fd,
-                tolerance,
-            )?,
-            1,
-        ));
+        )?);
     }
 
     let worst = parts.iter().cloned().fold(None, |acc: Option<CheckReport>, p| match acc {
@@ -243,6 +170,92 @@ pub fn check_model<M: Model>(
     report.check = format!("check_model (worst: {})", report.check);
     report.parts = parts;
     Ok(report)
+}
+
+/// `a = φ(s)`, the tape's `ȧ` against the nonlinearity's `vjp` (adjoint form), and `vjp` and
+/// `curvature_product` against central differences of `value` and `vjp`, at the layer's `s`.
+fn nonlinearity_checks(
+    name: &str,
+    phi: &dyn Nonlinearity,
+    (s, a): (&Matrix<f64>, &Matrix<f64>),
+    (s_dot, a_dot): (&Matrix<f64>, &Matrix<f64>),
+    rng: &mut StdRng,
+    tolerance: f64,
+) -> Result<Vec<CheckReport>> {
+    let (rows, m_out) = (s.rows(), s.cols());
+    let mut checks = Vec::new();
+    // a = φ(s), ȧ = J_φ ṡ (adjoint form), φ' and φ'' against differences.
+    let mut a_ref = Matrix::zeros(rows, m_out);
+    for r in 0..rows {
+        phi.value(s.row(r), a_ref.row_mut(r));
+    }
+    checks.push(located(
+        compare(&format!("{name}: a = φ(s)"), a.data(), a_ref.data(), tolerance)?,
+        m_out,
+    ));
+    let c = random_matrix(rows, m_out, rng);
+    let u = random_matrix(rows, m_out, rng);
+    let w_dir = random_matrix(rows, m_out, rng);
+    let mut vjp = Matrix::zeros(rows, m_out);
+    for r in 0..rows {
+        phi.vjp(s.row(r), c.row(r), vjp.row_mut(r));
+    }
+    let dot = |x: &[f64], y: &[f64]| x.iter().zip(y).map(|(p, q)| p * q).sum::<f64>();
+    let lhs = dot(c.data(), a_dot.data());
+    let rhs = dot(vjp.data(), s_dot.data());
+    let scale = c.data().iter().zip(a_dot.data()).map(|(p, q)| (p * q).abs()).sum::<f64>()
+        + vjp.data().iter().zip(s_dot.data()).map(|(p, q)| (p * q).abs()).sum::<f64>();
+    let mut adjoint =
+        compare(&format!("{name}: ⟨c, ȧ⟩ (tape) vs ⟨J_φᵀ c, ṡ⟩ (vjp)"), &[lhs], &[rhs], tolerance)?;
+    adjoint.max_rel_error = (lhs - rhs).abs() / scale.max(1e-300);
+    checks.push(adjoint);
+
+    // Per example n: d/dt c_nᵀ φ(s_n + t u_n) = ⟨vjp(s_n, c_n), u_n⟩ and
+    // d/dt ⟨vjp(s_n + t u_n, c_n), w_n⟩ = ⟨curvature_product(s_n, c_n, u_n), w_n⟩.
+    let h = 1e-3 * s.data().iter().fold(1.0_f64, |m, x| m.max(x.abs()));
+    let shifted = |t: f64, r: usize| -> Vec<f64> {
+        s.row(r).iter().zip(u.row(r)).map(|(x, d)| x + t * d).collect()
+    };
+    let mut out = vec![0.0; m_out];
+    let first_fd = central_difference(h, |t| {
+        Ok((0..rows)
+            .map(|r| {
+                let mut val = vec![0.0; m_out];
+                phi.value(&shifted(t, r), &mut val);
+                dot(c.row(r), &val)
+            })
+            .collect())
+    })?;
+    let first: Vec<f64> = (0..rows).map(|r| dot(vjp.row(r), u.row(r))).collect();
+    checks.push(located(
+        compare(&format!("{name}: φ' (vjp) vs differences of φ"), &first, &first_fd, tolerance)?,
+        1,
+    ));
+    let second_fd = central_difference(h, |t| {
+        Ok((0..rows)
+            .map(|r| {
+                let mut g = vec![0.0; m_out];
+                phi.vjp(&shifted(t, r), c.row(r), &mut g);
+                dot(&g, w_dir.row(r))
+            })
+            .collect())
+    })?;
+    let second: Vec<f64> = (0..rows)
+        .map(|r| {
+            phi.curvature_product(s.row(r), c.row(r), u.row(r), &mut out);
+            dot(&out, w_dir.row(r))
+        })
+        .collect();
+    checks.push(located(
+        compare(
+            &format!("{name}: φ'' (curvature product) vs differences of φ'"),
+            &second,
+            &second_fd,
+            tolerance,
+        )?,
+        1,
+    ));
+    Ok(checks)
 }
 
 /// Names a batch matrix entry (`cols` units per example) as `example n, unit u`.
