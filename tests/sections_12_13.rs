@@ -210,7 +210,9 @@ fn non_layered_models_get_whole_matrix_products_and_a_clear_error_for_the_decomp
     let problem = Problem::new(&model, &SoftmaxCrossEntropy, &x, &y).unwrap();
     let pass = problem.at(&gamma).unwrap();
     // Whole-matrix products work: H = G + residual holds for a model that is not an Mlp.
-    curvature::verify::check_ggn_residual_identity(&pass, 1e-10).unwrap().assert_passed();
+    curvature::verify::check_ggn_residual_identity(&problem, &gamma, 1e-10)
+        .unwrap()
+        .assert_passed();
     let err = pass.c_vector_product(&gamma, None).unwrap_err();
     assert!(err.to_string().contains("needs a layered model"), "{err}");
 }

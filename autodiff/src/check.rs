@@ -37,12 +37,19 @@ pub struct CheckReport {
     pub reference: f64,
     /// The tolerance the check was run with.
     pub tolerance: f64,
+    /// Where `at` is, in words, when the checker knows the layout: e.g. `W2 × b1, row 3,
+    /// column 0 inside the blocks` for an entry of a dense curvature matrix (set by
+    /// `curvature::verify` from the model's parameter blocks). Printed instead of the index.
+    pub location: Option<String>,
+    /// Sub-checks reported along with this one (e.g. each term of a decomposition against
+    /// its own reference), printed below it. [`passed`](Self::passed) requires them to pass.
+    pub parts: Vec<CheckReport>,
 }
 
 impl CheckReport {
-    /// Whether `max_rel_error ≤ tolerance` (a NaN anywhere fails).
+    /// Whether `max_rel_error ≤ tolerance` and every part passed (a NaN anywhere fails).
     pub fn passed(&self) -> bool {
-        self.max_rel_error <= self.tolerance
+        self.max_rel_error <= self.tolerance && self.parts.iter().all(CheckReport::passed)
     }
 
     /// Panics with the full report unless the check passed; for use in `#[test]`s.
@@ -65,17 +72,26 @@ impl CheckReport {
 
 impl fmt::Display for CheckReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let own = self.max_rel_error <= self.tolerance;
+        write!(f, "{}: max relative error {:.3e} at ", self.check, self.max_rel_error)?;
+        match &self.location {
+            Some(location) => write!(f, "{location}")?,
+            None => write!(f, "index {}", self.at)?,
+        }
         write!(
             f,
-            "{}: max relative error {:.3e} at index {} (computed {:.15e}, reference {:.15e}), tolerance {:.1e} — {}",
-            self.check,
-            self.max_rel_error,
-            self.at,
+            " (computed {:.15e}, reference {:.15e}), tolerance {:.1e} — {}",
             self.computed,
             self.reference,
             self.tolerance,
-            if self.passed() { "passed" } else { "FAILED" }
-        )
+            if own { "passed" } else { "FAILED" }
+        )?;
+        for part in &self.parts {
+            // Indent nested parts with their parent.
+            let text = part.to_string().replace('\n', "\n    ");
+            write!(f, "\n  - {text}")?;
+        }
+        Ok(())
     }
 }
 
@@ -113,6 +129,8 @@ fn compare_above(
         computed: computed.first().copied().unwrap_or(0.0),
         reference: reference.first().copied().unwrap_or(0.0),
         tolerance,
+        location: None,
+        parts: Vec::new(),
     };
     for (i, (&c, &r)) in computed.iter().zip(reference).enumerate() {
         let err = (c - r).abs() / scale;
@@ -248,6 +266,8 @@ fn adjoint_report(
         computed: rhs,
         reference: lhs,
         tolerance,
+        location: None,
+        parts: Vec::new(),
     }
 }
 

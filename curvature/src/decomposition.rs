@@ -7,6 +7,12 @@
 //! in our row-major layout), bias rows are zero, and since `a_{i-1}` depends only on layers
 //! below `i`, `C` is block lower-triangular with zero diagonal blocks.
 //!
+//! The same formulas hold for any layered model whose only nonlinear ops are the layers'
+//! `s_i = W_i a_{i-1} + b_i` and `a_i = φ_i(s_i)`, with the input `a_{i-1}` any node (a residual
+//! sum, say) and a weight block used by several layers: θ ↦ (W_1, …, W_ℓ) is then a linear
+//! selection `P`, every term is `Pᵀ (term in the W_i) P`, and the block rows of layers sharing
+//! `W` add up in `W`'s positions of θ (lower-triangularity is lost; the sum is still exact).
+//!
 //! Correction to the paper's text: it prints the last block row as `J_{a_ℓ} ⊗ ∇_{s_{ℓ-1}}L`;
 //! from the derivation above block row `i` pairs `a_{i-1}` with `s_i`, so the last one is
 //! `J_{a_{ℓ-1}} ⊗ ∇_{s_ℓ}L`. Its Kronecker order assumes column-stacked `vec(W)`; with
@@ -17,7 +23,7 @@
 //! `a_{i-1}` (resp. `s_i`) nodes. All reuse the reverse sweep of `∇h` cached by the pass.
 
 use crate::error::Result;
-use crate::model::{Activation, Model};
+use crate::model::Model;
 use crate::problem::ForwardPass;
 use autodiff::{Matrix, Scalar};
 
@@ -26,7 +32,30 @@ impl<M: Model> ForwardPass<'_, M> {
         layer.is_none_or(|l| l == i)
     }
 
-    fn theta_tangents(&self, v: &[f64]) -> Result<autodiff::Tangents<f64>> {
+    /// The layers, each weight range inside θ and `m_i × m_{i-1}` long (an error naming the
+    /// layer otherwise, rather than a slice panic in the products).
+    fn checked_layers(&self, op: &str) -> Result<&[crate::problem::LayerNodes]> {
+        let layers = self.layers(op)?;
+        for (i, l) in layers.iter().enumerate() {
+            let (m_out, m_in) =
+                (self.node_var(l.s).shape().cols, self.node_var(l.input).shape().cols);
+            if l.weights.end > self.dim() || l.weights.len() != m_out * m_in {
+                return Err(crate::CurvatureError::invalid(
+                    op,
+                    format!(
+                        "layer {}: weights {:?} must be {m_out}×{m_in} = {} entries inside θ (length {})",
+                        i + 1,
+                        l.weights,
+                        m_out * m_in,
+                        self.dim()
+                    ),
+                ));
+            }
+        }
+        Ok(layers)
+    }
+
+    pub(crate) fn theta_tangents(&self, v: &[f64]) -> Result<autodiff::Tangents<f64>> {
         let th = self.node_var(self.theta_node());
         Ok(self.tape().tangents([(th, Matrix::column(v.to_vec()))])?)
     }
@@ -34,7 +63,7 @@ impl<M: Model> ForwardPass<'_, M> {
     /// `C v` (Section 8.1.2): block row `W_i` is `∇_{s_i}h ⊗ J_{a_{i-1}} v`, summed over the
     /// batch; only layer `i`'s block row when `layer = Some(i)` (1-based).
     pub fn c_vector_product(&self, v: &[f64], layer: Option<usize>) -> Result<Vec<f64>> {
-        let layers = self.layers("c_vector_product")?;
+        let layers = self.checked_layers("c_vector_product")?;
         if v.len() != self.dim() {
             return Err(crate::CurvatureError::length("c_vector_product (v)", self.dim(), v.len()));
         }
@@ -52,14 +81,18 @@ impl<M: Model> ForwardPass<'_, M> {
             };
             let mut block = Matrix::zeros(g_s.cols(), a_dot.cols());
             f64::gemm(g_s.as_ref().t(), a_dot.as_ref(), block.as_mut(), false);
-            out[l.weights.clone()].copy_from_slice(block.data());
+            // Added, not copied: a weight block used by several layers (weight sharing) gets
+            // the sum of their block rows, as the chain rule through θ ↦ (W_i, W_j) gives.
+            for (o, c) in out[l.weights.clone()].iter_mut().zip(block.data()) {
+                *o += c;
+            }
         }
         Ok(out)
     }
 
     /// `Cᵀ v`: one reverse sweep with seeds `∇_{s_i}h · V_{W_i}` on the `a_{i-1}` nodes.
     pub fn c_transpose_vector_product(&self, v: &[f64], layer: Option<usize>) -> Result<Vec<f64>> {
-        let layers = self.layers("c_transpose_vector_product")?;
+        let layers = self.checked_layers("c_transpose_vector_product")?;
         if v.len() != self.dim() {
             return Err(crate::CurvatureError::length(
                 "c_transpose_vector_product (v)",
@@ -92,7 +125,7 @@ impl<M: Model> ForwardPass<'_, M> {
         v: &[f64],
         layer: Option<usize>,
     ) -> Result<Vec<f64>> {
-        let layers = self.layers("activation_term_vector_product")?;
+        let layers = self.checked_layers("activation_term_vector_product")?;
         if v.len() != self.dim() {
             return Err(crate::CurvatureError::length(
                 "activation_term_vector_product (v)",
@@ -104,7 +137,7 @@ impl<M: Model> ForwardPass<'_, M> {
         let tangents = self.theta_tangents(v)?;
         let mut seeds = Vec::new();
         for (i, l) in layers.iter().enumerate() {
-            if !Self::layer_selected(layer, i + 1) || l.activation == Activation::Identity {
+            if !Self::layer_selected(layer, i + 1) || l.activation.is_identity() {
                 continue;
             }
             let (Some(s_dot), Some(g_a)) =
@@ -126,5 +159,89 @@ impl<M: Model> ForwardPass<'_, M> {
         }
         let seeds: Vec<(usize, &Matrix<f64>)> = seeds.iter().map(|(i, m)| (*i, m)).collect();
         self.backward_from(&seeds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::loss::SquaredError;
+    use crate::model::test_models::{Fault, SharedResidual, SquaredErrorObjective};
+    use crate::operator::{FnOperator, LinearOperator};
+    use crate::Problem;
+    use autodiff::random::{random_matrix, random_vector};
+    use autodiff::Matrix;
+    use rand::{rngs::StdRng, SeedableRng};
+
+    fn max_rel_diff(a: &Matrix<f64>, b: &Matrix<f64>) -> f64 {
+        let scale = a.data().iter().chain(b.data()).fold(1e-300_f64, |m, x| m.max(x.abs()));
+        a.data().iter().zip(b.data()).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max) / scale
+    }
+
+    /// `W2` feeds two layers (one of them after a residual connection): `G + C + Cᵀ +
+    /// activation term`, each product summing the two layers' contributions in `W2`'s rows,
+    /// equals the dense Hessian of the same objective written on the tape with its loss and
+    /// differentiated by `autodiff::modes::dense_hessian` (no `Problem`, no decomposition).
+    #[test]
+    fn decomposition_with_a_shared_weight_block_and_a_residual_matches_the_dense_hessian() {
+        let mut rng = StdRng::seed_from_u64(18);
+        let x = random_matrix(5, 3, &mut rng);
+        let y = random_matrix(5, 2, &mut rng);
+        let theta: Vec<f64> = random_vector(50, &mut rng).iter().map(|t| 0.8 * t).collect();
+        let model = SharedResidual::default();
+        let reference = autodiff::modes::dense_hessian(
+            &SquaredErrorObjective { model: &model, x: &x, y: &y },
+            &theta,
+        )
+        .unwrap();
+        let problem = Problem::new(&model, &SquaredError, &x, &y).unwrap();
+        let pass = problem.at(&theta).unwrap();
+        let n = 50;
+        let dense = |f: &dyn Fn(&[f64]) -> crate::error::Result<Vec<f64>>| {
+            FnOperator::new(n, f).to_dense().unwrap()
+        };
+        let g = pass.ggn().to_dense().unwrap();
+        let c = dense(&|v| pass.c_vector_product(v, None));
+        let ct = dense(&|v| pass.c_transpose_vector_product(v, None));
+        let act = dense(&|v| pass.activation_term_vector_product(v, None));
+        let sum = Matrix::from_fn(n, n, |i, j| g[(i, j)] + c[(i, j)] + ct[(i, j)] + act[(i, j)]);
+        let d = max_rel_diff(&sum, &reference);
+        assert!(d < 1e-12, "G + C + Cᵀ + activation term vs dense Hessian: {d:e}");
+        // Cᵀ's product is the transpose of C's (both sum over the two uses of W2).
+        let d = max_rel_diff(&ct, &c.transpose());
+        assert!(d < 1e-12, "Cᵀ vs transpose of C: {d:e}");
+        // The per-layer block rows add up to the whole product.
+        let v = random_vector(n, &mut rng);
+        let whole = pass.c_vector_product(&v, None).unwrap();
+        let mut by_layer = vec![0.0; n];
+        for layer in 1..=4 {
+            let part = pass.c_vector_product(&v, Some(layer)).unwrap();
+            by_layer.iter_mut().zip(&part).for_each(|(t, p)| *t += p);
+        }
+        let d = max_rel_diff(&Matrix::column(whole), &Matrix::column(by_layer));
+        assert!(d < 1e-14, "Σ_i C_i v vs C v: {d:e}");
+    }
+
+    /// A layer whose declared weights run past θ is an error naming it, not a slice panic.
+    #[test]
+    fn weights_outside_theta_are_an_error_naming_the_layer() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let (x, y) = (random_matrix(2, 3, &mut rng), random_matrix(2, 2, &mut rng));
+        let model = SharedResidual::with(Fault::WeightsOutsideTheta);
+        let problem = Problem::new(&model, &SquaredError, &x, &y).unwrap();
+        let pass = problem.at(&random_vector(50, &mut rng)).unwrap();
+        let v = vec![1.0; 50];
+        for err in [
+            pass.c_vector_product(&v, None).unwrap_err(),
+            pass.c_transpose_vector_product(&v, None).unwrap_err(),
+            pass.activation_term_vector_product(&v, None).unwrap_err(),
+        ] {
+            let text = err.to_string();
+            assert!(
+                text.contains(
+                    "layer 3: weights 40..56 must be 4×4 = 16 entries inside θ (length 50)"
+                ),
+                "{text}"
+            );
+        }
     }
 }

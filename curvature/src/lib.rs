@@ -10,7 +10,7 @@
 //! | paper | code |
 //! |---|---|
 //! | `f(x, θ)`, `z` | [`Model::forward`], [`ForwardPass::output`] |
-//! | `s_i = W_i a_{i-1} + b_i`, `a_i = φ_i(s_i)` | [`Mlp`], [`Activation`], [`model::LayerVars`] |
+//! | `s_i = W_i a_{i-1} + b_i`, `a_i = φ_i(s_i)` | [`Mlp`], [`Activation`], [`model::LayerVars`], a user's φ: [`model::Elementwise`], [`model::Nonlinearity`] |
 //! | `R_{y|z}`, `L`, `∇_z L`, `H_L`, `F_R` | [`loss::PredictiveDistribution`] |
 //! | `∇h` (eqn 1) | [`ForwardPass::gradient`] |
 //! | `J v`, `Jᵀ u` (Sec 9.1) | [`ForwardPass::jacobian_vector_product`], [`ForwardPass::transpose_jacobian_vector_product`] |
@@ -58,9 +58,9 @@
 //! let h = pass.hessian().to_dense()?;          // the Hessian
 //! assert_eq!(g.shape(), h.shape());
 //! // Softmax cross-entropy on logits: z is a natural parameter, so F = G (Section 9.2) ...
-//! assert!(verify::check_fisher_equals_ggn(&pass, 1e-12)?.passed());
+//! assert!(verify::check_fisher_equals_ggn(&problem, &theta, 1e-12)?.passed());
 //! // ... and H = G + C + Cᵀ + activation term (Section 8.1.2), to round-off.
-//! assert!(verify::check_hessian_decomposition(&pass, 1e-10)?.passed());
+//! assert!(verify::check_hessian_decomposition(&problem, &theta, 1e-10)?.passed());
 //! # Ok::<(), curvature::CurvatureError>(())
 //! ```
 

@@ -117,8 +117,9 @@ pub(crate) struct LayerNodes {
     pub(crate) input: usize,
     pub(crate) s: usize,
     pub(crate) a: usize,
-    pub(crate) activation: crate::model::Activation,
+    pub(crate) activation: Arc<dyn crate::model::Nonlinearity>,
     pub(crate) weights: std::ops::Range<usize>,
+    pub(crate) biases: std::ops::Range<usize>,
 }
 
 /// The forward pass of a [`Problem`] at one θ, recorded once and reused by every product.
@@ -162,8 +163,9 @@ impl<'a, M: Model> ForwardPass<'a, M> {
                         input: l.input.index(),
                         s: l.s.index(),
                         a: l.a.index(),
-                        activation: l.activation,
+                        activation: l.activation.clone(),
                         weights: l.weights.clone(),
+                        biases: l.biases.clone(),
                     })
                     .collect();
                 (z, Some(nodes))

@@ -1,9 +1,11 @@
 //! [`Activation`]: the φ_i of a layer, with the curvature product the Section 8.1.2 term needs.
 
+use super::Nonlinearity;
 use crate::error::{CurvatureError, Result};
 use autodiff::{Scalar, UnaryFn, Var};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{Arc, LazyLock};
 
 /// The activation `a_i = φ_i(s_i)` of a layer (Section 2).
 ///
@@ -69,13 +71,58 @@ impl Activation {
         }
     }
 
-    /// `out ← ∇²_s (cᵀ φ(s)) u` for one example: the Hessian in `s` of `s ↦ cᵀ φ(s)` with the
-    /// cotangent `c = ∇_{a} L` held fixed, applied to `u`. This is the matrix
-    /// `Σ_j c_j H_{[φ(s)]_j}` of the activation term in Section 8.1.2.
-    ///
-    /// Elementwise φ: `c ⊙ φ''(s) ⊙ u`. Softmax, with `p = φ(s)`, `ṗ = p ⊙ (u − pᵀu)`:
+    /// `φ'(s)` elementwise (not defined for softmax, whose Jacobian is not diagonal).
+    pub fn derivative(self, s: f64) -> Option<f64> {
+        self.unary().map(|f| f.derivative(s))
+    }
+}
+
+/// Softmax of one row, shifted by its maximum.
+fn softmax_row(s: &[f64]) -> Vec<f64> {
+    let max = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let total: f64 = s.iter().map(|v| (v - max).exp()).sum();
+    s.iter().map(|v| (v - max).exp() / total).collect()
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// The built-in activations as layer nonlinearities: the elementwise ones through
+/// [`UnaryFn`]'s rules, softmax by its row formulas.
+impl Nonlinearity for Activation {
+    fn name(&self) -> &str {
+        Activation::name(*self)
+    }
+
+    fn value(&self, s: &[f64], out: &mut [f64]) {
+        match self.unary() {
+            Some(f) => out.iter_mut().zip(s).for_each(|(o, &x)| *o = f.value(x)),
+            None => out.copy_from_slice(&softmax_row(s)),
+        }
+    }
+
+    /// Elementwise `c ⊙ φ'(s)`; softmax `p ⊙ (c − cᵀp)`.
+    fn vjp(&self, s: &[f64], c: &[f64], out: &mut [f64]) {
+        match self.unary() {
+            Some(f) => {
+                for k in 0..s.len() {
+                    out[k] = c[k] * f.derivative(s[k]);
+                }
+            }
+            None => {
+                let p = softmax_row(s);
+                let c_p = dot(c, &p);
+                for k in 0..s.len() {
+                    out[k] = p[k] * (c[k] - c_p);
+                }
+            }
+        }
+    }
+
+    /// Elementwise `c ⊙ φ''(s) ⊙ u`. Softmax, with `p = φ(s)`, `ṗ = p ⊙ (u − pᵀu)`:
     /// `ṗ ⊙ (c − cᵀp) − p (cᵀṗ)`, the derivative along `u` of `∇_s (cᵀp) = p ⊙ (c − cᵀp)`.
-    pub fn curvature_product(self, s: &[f64], c: &[f64], u: &[f64], out: &mut [f64]) {
+    fn curvature_product(&self, s: &[f64], c: &[f64], u: &[f64], out: &mut [f64]) {
         match self.unary() {
             Some(f) => {
                 for k in 0..s.len() {
@@ -83,13 +130,10 @@ impl Activation {
                 }
             }
             None => {
-                let max = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let total: f64 = s.iter().map(|v| (v - max).exp()).sum();
-                let p: Vec<f64> = s.iter().map(|v| (v - max).exp() / total).collect();
-                let p_u: f64 = p.iter().zip(u).map(|(a, b)| a * b).sum();
+                let p = softmax_row(s);
+                let p_u = dot(&p, u);
                 let p_dot: Vec<f64> = p.iter().zip(u).map(|(pk, uk)| pk * (uk - p_u)).collect();
-                let c_p: f64 = c.iter().zip(&p).map(|(a, b)| a * b).sum();
-                let c_p_dot: f64 = c.iter().zip(&p_dot).map(|(a, b)| a * b).sum();
+                let (c_p, c_p_dot) = (dot(c, &p), dot(c, &p_dot));
                 for k in 0..s.len() {
                     out[k] = p_dot[k] * (c[k] - c_p) - p[k] * c_p_dot;
                 }
@@ -97,9 +141,19 @@ impl Activation {
         }
     }
 
-    /// `φ'(s)` elementwise (not defined for softmax, whose Jacobian is not diagonal).
-    pub fn derivative(self, s: f64) -> Option<f64> {
-        self.unary().map(|f| f.derivative(s))
+    fn is_identity(&self) -> bool {
+        *self == Activation::Identity
+    }
+}
+
+/// A built-in activation for [`LayerVars::activation`](super::LayerVars::activation): one
+/// shared `Arc` per activation, so a forward pass clones a pointer and allocates nothing.
+impl From<Activation> for Arc<dyn Nonlinearity> {
+    fn from(activation: Activation) -> Self {
+        static SHARED: LazyLock<[Arc<dyn Nonlinearity>; 6]> =
+            LazyLock::new(|| Activation::ALL.map(|a| Arc::new(a) as Arc<dyn Nonlinearity>));
+        let index = Activation::ALL.iter().position(|&a| a == activation).unwrap_or(0);
+        SHARED[index].clone()
     }
 }
 
@@ -170,7 +224,7 @@ mod tests {
         };
         for act in Activation::ALL {
             let mut out = [0.0; 4];
-            act.curvature_product(&s, &c, &u, &mut out);
+            Nonlinearity::curvature_product(&act, &s, &c, &u, &mut out);
             let h = 1e-4;
             for k in 0..4 {
                 let at = |t: f64| -> f64 {
@@ -183,6 +237,44 @@ mod tests {
                 assert!((out[k] - fd).abs() < 1e-9, "{act} component {k}: {} vs {fd}", out[k]);
             }
         }
+    }
+
+    /// `value` against closed forms and `vjp` against central differences of `cᵀφ(s)`.
+    #[test]
+    fn value_and_vjp_match_closed_forms_and_differences() {
+        let s = [0.3, -1.2, 0.8, 2.0];
+        let c = [0.5, -0.7, 1.1, 0.2];
+        let total: f64 = s.iter().map(|v: &f64| v.exp()).sum();
+        for act in Activation::ALL {
+            let mut phi = [0.0; 4];
+            Nonlinearity::value(&act, &s, &mut phi);
+            for k in 0..4 {
+                let expected = match act {
+                    Activation::Identity => s[k],
+                    Activation::Tanh => s[k].tanh(),
+                    Activation::Logistic => 1.0 / (1.0 + (-s[k]).exp()),
+                    Activation::Relu => s[k].max(0.0),
+                    Activation::Softplus => s[k].exp().ln_1p(),
+                    Activation::Softmax => s[k].exp() / total,
+                };
+                assert!((phi[k] - expected).abs() < 1e-15, "{act} φ component {k}");
+            }
+            let mut vjp = [0.0; 4];
+            Nonlinearity::vjp(&act, &s, &c, &mut vjp);
+            for k in 0..4 {
+                let at = |t: f64| {
+                    let mut shifted = s;
+                    shifted[k] += t;
+                    let mut out = [0.0; 4];
+                    Nonlinearity::value(&act, &shifted, &mut out);
+                    c.iter().zip(&out).map(|(a, b)| a * b).sum::<f64>()
+                };
+                let d = |h: f64| (at(h) - at(-h)) / (2.0 * h);
+                let fd = (4.0 * d(5e-5) - d(1e-4)) / 3.0;
+                assert!((vjp[k] - fd).abs() < 1e-9, "{act} vjp component {k}: {} vs {fd}", vjp[k]);
+            }
+        }
+        assert!(Activation::Identity.is_identity() && !Activation::Tanh.is_identity());
     }
 
     #[test]

@@ -145,7 +145,7 @@ impl Mlp {
                 input: a,
                 s,
                 a: out,
-                activation,
+                activation: activation.into(),
                 weights: self.weight_range(layer),
                 biases: self.bias_range(layer),
             });

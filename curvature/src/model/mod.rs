@@ -1,13 +1,19 @@
-//! Models `z = f(x, θ)` written on the tape: the [`Model`] trait and the layered network [`Mlp`].
+//! Models `z = f(x, θ)` written on the tape: the [`Model`] trait, the layered network [`Mlp`],
+//! and a layer's nonlinearity ([`Activation`], or a user's own [`Nonlinearity`]).
 
 mod activation;
 mod mlp;
+mod nonlinearity;
+#[cfg(test)]
+pub(crate) mod test_models;
 
 pub use activation::Activation;
 pub use mlp::Mlp;
+pub use nonlinearity::{Elementwise, ElementwiseOp, Nonlinearity};
 
 use autodiff::{Scalar, Tape, Var};
 use std::ops::Range;
+use std::sync::Arc;
 
 /// A network `z = f(x, θ)`, written once for every scalar type so that the same definition
 /// gives values (`f64`), `J v` (`Dual<f64>`) and `H v` (a reverse sweep over a dual tape).
@@ -29,6 +35,24 @@ pub trait Model {
 
     /// Records the forward pass and returns its layers (`s_i = W_i a_{i-1} + b_i`,
     /// `a_i = φ_i(s_i)`), or `None` for a model without that structure (the default).
+    ///
+    /// What the returned layers must satisfy (the products trust them;
+    /// [`verify::check_model`](crate::verify::check_model) checks each point it can):
+    /// 1. The last layer's `a` is `forward`'s output: the same values and the same `J v`
+    ///    (∇h, `G v` and `F v` read `z` from the last layer, `H v` from `forward`).
+    /// 2. Each `s` is `input · W_iᵀ + 1 b_iᵀ` with `W_i` (row-major `m_i × m_{i-1}`) and `b_i`
+    ///    read from θ at `weights` and `biases` (e.g. by [`Var::affine`] of two
+    ///    [`Var::slice`]s), both ranges inside θ; `input` may be any node (a residual sum).
+    /// 3. Each `a` is `activation(s)` row by row (the same node as `s` for the identity).
+    /// 4. No other op between θ, the layers and `z` is nonlinear: only sums, scalings,
+    ///    slices and reshapes, so that the Hessian is exactly `G + C + Cᵀ` + the activation
+    ///    term. (A multiplicative gate or a normalization outside the layers would add terms
+    ///    that [`verify::check_hessian_decomposition`](crate::verify::check_hessian_decomposition)
+    ///    reports as a mismatch.)
+    ///
+    /// Layers may share weight blocks (the same `weights` range in several layers, or ranges
+    /// that overlap): their contributions add up in θ. The per-layer products
+    /// (`c_vector_product(v, Some(i))`, …) split the terms by layer, not by parameter block.
     fn forward_layers<'t, T: Scalar>(
         &self,
         tape: &'t Tape<T>,
@@ -66,8 +90,10 @@ pub struct LayerVars<'t, T: Scalar> {
     pub s: Var<'t, T>,
     /// The output `a_i = φ_i(s_i)`; the same node as `s` for the identity.
     pub a: Var<'t, T>,
-    /// φ_i.
-    pub activation: Activation,
+    /// φ_i, for the per-layer products (the forward pass records the op itself): a built-in
+    /// `Activation::Tanh.into()`, or `Arc::new(MyNonlinearity)` for a user's own
+    /// ([`Elementwise`] or [`Nonlinearity`]).
+    pub activation: Arc<dyn Nonlinearity>,
     /// Positions of `vec(W_i)` (row-major `m_i × m_{i-1}`) in θ.
     pub weights: Range<usize>,
     /// Positions of `b_i` in θ.

@@ -3,8 +3,8 @@
 use crate::error::Result;
 use crate::loss::{dense_f_r, dense_h_l, PredictiveDistribution};
 use crate::model::Model;
-use crate::operator::{FnOperator, LinearOperator};
-use crate::problem::{ForwardPass, Problem};
+use crate::operator::LinearOperator;
+use crate::problem::Problem;
 use crate::reparam::{pull_back, zeta_jacobian};
 use crate::CurvatureKind;
 use autodiff::check::{central_difference, compare, CheckReport};
@@ -39,49 +39,6 @@ pub fn check_equal(
 ) -> Result<CheckReport> {
     let (a, b) = (a.to_dense()?, b.to_dense()?);
     Ok(compare(what, a.data(), b.data(), tolerance)?)
-}
-
-fn sum_dense(ops: &[&dyn LinearOperator]) -> Result<Matrix<f64>> {
-    let mut total = ops[0].to_dense()?;
-    for op in &ops[1..] {
-        let d = op.to_dense()?;
-        total.data_mut().iter_mut().zip(d.data()).for_each(|(t, x)| *t += x);
-    }
-    Ok(total)
-}
-
-/// `H = G + Σ_j [∇_z L]_j H_{[f]_j}` (eqn 6), all three computed by independent passes.
-pub fn check_ggn_residual_identity<M: Model>(
-    pass: &ForwardPass<'_, M>,
-    tolerance: f64,
-) -> Result<CheckReport> {
-    let n = pass.dim();
-    let h = pass.hessian().to_dense()?;
-    let residual = FnOperator::new(n, |v| pass.ggn_residual_vector_product(v));
-    let rhs = sum_dense(&[&pass.ggn(), &residual])?;
-    Ok(compare("H vs G + eqn-6 residual", h.data(), rhs.data(), tolerance)?)
-}
-
-/// `H = G + C + Cᵀ + activation term` (Section 8.1.2), for a layered model.
-pub fn check_hessian_decomposition<M: Model>(
-    pass: &ForwardPass<'_, M>,
-    tolerance: f64,
-) -> Result<CheckReport> {
-    let n = pass.dim();
-    let h = pass.hessian().to_dense()?;
-    let c = FnOperator::new(n, |v| pass.c_vector_product(v, None));
-    let ct = FnOperator::new(n, |v| pass.c_transpose_vector_product(v, None));
-    let act = FnOperator::new(n, |v| pass.activation_term_vector_product(v, None));
-    let rhs = sum_dense(&[&pass.ggn(), &c, &ct, &act])?;
-    Ok(compare("H vs G + C + Cᵀ + activation term", h.data(), rhs.data(), tolerance)?)
-}
-
-/// `F = G` (Section 9.2): holds exactly when `z` is the natural parameter of the loss.
-pub fn check_fisher_equals_ggn<M: Model>(
-    pass: &ForwardPass<'_, M>,
-    tolerance: f64,
-) -> Result<CheckReport> {
-    check_equal("F vs G", &pass.fisher(), &pass.ggn(), tolerance)
 }
 
 /// The Section 12 invariance condition `J_ζᵀ B_θ J_ζ = B_γ` for `kind`, with `θ = ζ(γ)`:
