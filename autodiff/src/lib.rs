@@ -87,6 +87,7 @@ pub use dual::Dual;
 pub use error::{AutodiffError, Result};
 pub use matrix::{MatMut, MatRef, Matrix, Shape};
 pub use modes::Function;
+pub use op::conv::Conv2d;
 pub use op::{CustomOp, UnaryFn};
 pub use scalar::Scalar;
 pub use tangents::Tangents;
