@@ -33,7 +33,8 @@ use std::sync::Arc;
 ///
 /// ```
 /// use autodiff::Conv2d;
-/// let g = Conv2d::new(3, 8, 8, 3, 3)?.with_stride(2)?.with_padding(1)?;
+/// // 3 channels of 8×8, a 3×3 window, stride 2, padding 1.
+/// let g = Conv2d::new(3, 8, 8, (3, 3), 2, 1)?;
 /// assert_eq!((g.output_height(), g.output_width()), (4, 4));
 /// assert_eq!((g.input_len(), g.patch_len(), g.positions()), (192, 27, 16));
 /// # Ok::<(), autodiff::AutodiffError>(())
@@ -50,49 +51,37 @@ pub struct Conv2d {
 }
 
 impl Conv2d {
-    /// Stride 1, no padding. Errors if a size is zero or the kernel is larger than the image.
+    /// The geometry of a convolution of `channels × height × width` images with a
+    /// `kernel_height × kernel_width` window moved by `stride` (at least 1), over the image
+    /// with `padding` zeros added on each side. Errors (op `conv2d`) if a size or the stride
+    /// is zero, or the window is larger than the padded image.
     pub fn new(
         channels: usize,
         height: usize,
         width: usize,
-        kernel_height: usize,
-        kernel_width: usize,
+        (kernel_height, kernel_width): (usize, usize),
+        stride: usize,
+        padding: usize,
     ) -> Result<Self> {
-        Conv2d { channels, height, width, kernel_height, kernel_width, stride: 1, padding: 0 }
-            .checked()
-    }
-
-    /// The same geometry with the window moved by `stride` (at least 1).
-    pub fn with_stride(self, stride: usize) -> Result<Self> {
-        Conv2d { stride, ..self }.checked()
-    }
-
-    /// The same geometry with `padding` zeros on each side of the image.
-    pub fn with_padding(self, padding: usize) -> Result<Self> {
-        Conv2d { padding, ..self }.checked()
-    }
-
-    fn checked(self) -> Result<Self> {
+        let g = Conv2d { channels, height, width, kernel_height, kernel_width, stride, padding };
         let sizes = [
-            ("channels", self.channels),
-            ("height", self.height),
-            ("width", self.width),
-            ("kernel_height", self.kernel_height),
-            ("kernel_width", self.kernel_width),
-            ("stride", self.stride),
+            ("channels", channels),
+            ("height", height),
+            ("width", width),
+            ("kernel_height", kernel_height),
+            ("kernel_width", kernel_width),
+            ("stride", stride),
         ];
         if let Some((what, _)) = sizes.iter().find(|(_, s)| *s == 0) {
-            return Err(AutodiffError::invalid("conv2d", format!("{what} is zero in {self}")));
+            return Err(AutodiffError::invalid("conv2d", format!("{what} is zero in {g}")));
         }
-        if self.kernel_height > self.height + 2 * self.padding
-            || self.kernel_width > self.width + 2 * self.padding
-        {
+        if kernel_height > height + 2 * padding || kernel_width > width + 2 * padding {
             return Err(AutodiffError::invalid(
                 "conv2d",
-                format!("the kernel is larger than the padded image in {self}"),
+                format!("the kernel is larger than the padded image in {g}"),
             ));
         }
-        Ok(self)
+        Ok(g)
     }
 
     /// Input channels `C`.
@@ -232,7 +221,7 @@ impl<'t, T: Scalar> Var<'t, T> {
     /// ```
     /// use autodiff::{Conv2d, Matrix, Tape};
     /// // One 1×3×3 image, one 2×2 filter of ones: each output is a sum of four pixels.
-    /// let g = Conv2d::new(1, 3, 3, 2, 2)?;
+    /// let g = Conv2d::new(1, 3, 3, (2, 2), 1, 0)?;
     /// let tape = Tape::<f64>::new();
     /// let x = tape.constant(Matrix::from_fn(1, 9, |_, k| k as f64));
     /// let k = tape.input(Matrix::filled(1, 4, 1.0));
