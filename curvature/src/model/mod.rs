@@ -1,9 +1,11 @@
 //! Models `z = f(x, θ)` written on the tape: the [`Model`] trait and the layered network [`Mlp`].
 
 mod activation;
+mod conv;
 mod mlp;
 
 pub use activation::Activation;
+pub use conv::ConvNet;
 pub use mlp::Mlp;
 
 use autodiff::{Scalar, Tape, Var};
