@@ -15,7 +15,8 @@
 //! Both gathers are linear moves of elements whose adjoint is the scatter-add (col2im), so
 //! `J v`, `Jᵀ u` and (on a dual tape) `H v` through a convolution are exact, and all of its
 //! FLOPs are in the one matrix product. Stride and symmetric zero padding are supported;
-//! dilation and groups are not.
+//! dilation and groups are not. The gathers read through index tables of one `usize` per
+//! output element, built per recording: as much memory again as the patch matrix of `f64`.
 
 use super::gather::ZERO;
 use crate::error::{AutodiffError, Result};
