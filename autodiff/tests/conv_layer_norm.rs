@@ -247,6 +247,58 @@ fn conv2d_products_match_finite_differences_and_each_other() {
     QuickCheck::new().tests(12).quickcheck(prop as fn(u8, u8, u8, u64) -> TestResult);
 }
 
+/// The pieces on their own: `im2col(x)` (θ = vec(x)), and the broadcasts `repeat_row` and
+/// `repeat_column` (θ = a row or a column), each through every product check.
+struct PieceFn {
+    piece: Piece,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Piece {
+    Im2col(Conv2d),
+    RepeatRow(usize, usize),
+    RepeatColumn(usize, usize),
+}
+
+impl PieceFn {
+    fn n(&self) -> usize {
+        match self.piece {
+            Piece::Im2col(g) => 2 * g.input_len(),
+            Piece::RepeatRow(n, _) | Piece::RepeatColumn(n, _) => n,
+        }
+    }
+}
+
+impl Function for PieceFn {
+    fn eval<'t, T: Scalar>(&self, _tape: &'t Tape<T>, theta: Var<'t, T>) -> Result<Var<'t, T>> {
+        match self.piece {
+            Piece::Im2col(g) => theta.slice(0, 2, g.input_len())?.im2col(&g),
+            Piece::RepeatRow(n, m) => theta.slice(0, 1, n)?.repeat_row(m),
+            Piece::RepeatColumn(_, m) => theta.repeat_column(m),
+        }
+    }
+}
+
+#[test]
+fn im2col_and_broadcast_products_match_finite_differences_and_each_other() {
+    fn prop(c: u8, k: u8, m: u8, seed: u64) -> TestResult {
+        let (n, m) = (1 + c as usize % 4, 1 + m as usize % 3);
+        let pieces = [
+            Piece::Im2col(geometry(c % 2, 0, k % 2, k)),
+            Piece::RepeatRow(n, m),
+            Piece::RepeatColumn(n, m),
+        ];
+        for piece in pieces {
+            let f = PieceFn { piece };
+            if let Err(msg) = check_products(&f, f.n(), seed, &format!("{piece:?}")) {
+                return TestResult::error(msg);
+            }
+        }
+        TestResult::passed()
+    }
+    QuickCheck::new().tests(12).quickcheck(prop as fn(u8, u8, u8, u64) -> TestResult);
+}
+
 #[test]
 fn layer_norm_products_match_finite_differences_and_each_other() {
     fn prop(rows: u8, cols: u8, seed: u64) -> TestResult {
