@@ -152,3 +152,27 @@ fn block_diagonal_ggn_keeps_exactly_the_layer_blocks() {
     // The restriction removed something: the conv and dense blocks are coupled in G.
     assert!(full.data().iter().zip(blocked.data()).any(|(a, b)| (a - b).abs() > 1e-6));
 }
+
+/// The batch split over threads (row blocks of images) gives the same products: the
+/// convolution's gathers and the layer norm act per row, so the blocks only reorder sums.
+#[test]
+fn sharded_products_equal_the_whole_batch() {
+    let net = small_net(true);
+    let (x, y, theta) = data(&net, 13);
+    let problem = Problem::new(&net, &SoftmaxCrossEntropy, &x, &y).unwrap();
+    let sharded = crate::ShardedProblem::new(&problem, 2).unwrap();
+    let v = random_vector(net.num_params(), &mut StdRng::seed_from_u64(14));
+    let (whole, split) = (problem.at(&theta).unwrap(), sharded.at(&theta).unwrap());
+    let pairs = [
+        ("gradient", whole.gradient().unwrap(), split.gradient().unwrap()),
+        (
+            "H v",
+            whole.hessian_vector_product(&v).unwrap(),
+            split.hessian_vector_product(&v).unwrap(),
+        ),
+        ("G v", whole.ggn_vector_product(&v).unwrap(), split.ggn_vector_product(&v).unwrap()),
+    ];
+    for (what, a, b) in pairs {
+        compare(&format!("sharded {what}"), &b, &a, 1e-12).unwrap().assert_passed();
+    }
+}
