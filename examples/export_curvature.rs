@@ -3,6 +3,11 @@
 //! `cargo run --release --example export_curvature -- --layers 4,5,3 --activations tanh,identity
 //!  --loss softmax_cross_entropy --batch 8 --seed 0 --out out/curvature`
 //!
+//! `--model conv` exports a small convolutional network instead (curvature::model::ConvNet):
+//! 2×5×5 images, 3 filters 3×3 with stride 1 and padding 1, the first `--activations` entry
+//! after the convolution, layer normalization, and a dense layer to as many logits as the last
+//! `--layers` width; `c.npy` and `activation_term.npy` (which need an MLP's layers) are left out.
+//!
 //! Files in `--out`: `manifest.json`, `theta.npy`, `x.npy`, `y.npy`, `loss.npy` (shape (1,)),
 //! `gradient.npy`, and the n×n `hessian.npy`, `ggn.npy`, `fisher.npy`, `empirical_fisher.npy`,
 //! `ggn_residual.npy` (eqn 6's second term), `c.npy`, `activation_term.npy` (Section 8.1.2).
@@ -12,13 +17,15 @@
 use autodiff::linalg::symmetric_eigen;
 use autodiff::random::{random_matrix, random_vector};
 use curvature::loss::{self, dense_h_l};
+use curvature::model::ConvNet;
 use curvature::npy::{write_matrix, write_vector};
-use curvature::{Activation, FnOperator, LinearOperator, Mlp, Problem};
+use curvature::{Activation, FnOperator, LinearOperator, Mlp, Model, Problem};
 use natgrad::cli::{self, Flag};
 use rand::{rngs::StdRng, SeedableRng};
 use std::path::PathBuf;
 
 struct Args {
+    model: String,
     layers: Vec<usize>,
     activations: Vec<Activation>,
     loss: String,
@@ -30,7 +37,10 @@ struct Args {
 /// The flags, one line each (see `natgrad::cli`).
 fn flags() -> Vec<Flag<Args>> {
     vec![
-        Flag::value("--layers", "W,W,…", |a: &mut Args, v| {
+        Flag::value("--model", "mlp|conv", |a: &mut Args, v| {
+            cli::one_of(v, &["mlp", "conv"]).map(|m| a.model = m)
+        }),
+        Flag::value("--layers", "W,W,…", |a, v| {
             cli::list(v, cli::positive).map(|l| a.layers = l)
         }),
         Flag::value("--activations", "NAME,…", |a, v| {
@@ -49,6 +59,7 @@ fn flags() -> Vec<Flag<Args>> {
 
 fn defaults() -> Args {
     Args {
+        model: "mlp".into(),
         layers: vec![4, 5, 3],
         activations: vec![Activation::Tanh, Activation::Identity],
         loss: "softmax_cross_entropy".into(),
@@ -58,29 +69,66 @@ fn defaults() -> Args {
     }
 }
 
+/// Builds the model `--model` names, with its manifest entries, and exports it.
 fn run(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
-    let mlp = Mlp::new(&a.layers, &a.activations)?;
+    let list = |v: Vec<String>| v.join(", ");
+    match a.model.as_str() {
+        "mlp" => {
+            let mlp = Mlp::new(&a.layers, &a.activations)?;
+            let entries = format!(
+                "\"layers\": [{}],\n  \"activations\": [{}],\n  \"parameter_layout\": \"{}\"",
+                list(a.layers.iter().map(|l| l.to_string()).collect()),
+                list(a.activations.iter().map(|x| format!("\"{x}\"")).collect()),
+                mlp.describe_layout(),
+            );
+            export(a, &mlp, (mlp.input_dim(), mlp.output_dim()), true, &entries)
+        }
+        "conv" => {
+            // A small fixed architecture; the output width and activation come from the flags.
+            let geometry = autodiff::Conv2d::new(2, 5, 5, (3, 3), 1, 1)?;
+            let outputs = *a.layers.last().ok_or("--layers is empty")?;
+            let activation = *a.activations.first().ok_or("--activations is empty")?;
+            let net = ConvNet::new(geometry, 3, activation, outputs)?.with_layer_norm(1e-5)?;
+            let entries = format!(
+                "\"architecture\": \"conv2d ({geometry}) with 3 filters, {activation}, layer norm (epsilon 1e-5), dense to {outputs} logits\",\n  \"parameter_layout\": \"{}\"",
+                net.describe_layout(),
+            );
+            export(a, &net, (net.input_dim(), net.output_dim()), false, &entries)
+        }
+        other => Err(format!("--model: unknown model '{other}' (expected mlp or conv)").into()),
+    }
+}
+
+/// Writes the files for `model`; `layered` adds the Section 8.1.2 terms (which need
+/// [`Model::forward_layers`]).
+fn export<M: Model>(
+    a: &Args,
+    model: &M,
+    (input_dim, output_dim): (usize, usize),
+    layered: bool,
+    model_entries: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
     let dist = loss::by_name(&a.loss)?;
-    dist.target_dim(mlp.output_dim())
-        .map_err(|e| format!("loss {} does not fit {} outputs: {e}", a.loss, mlp.output_dim()))?;
-    let n = mlp.num_params();
+    dist.target_dim(output_dim)
+        .map_err(|e| format!("loss {} does not fit {} outputs: {e}", a.loss, output_dim))?;
+    let n = model.num_params();
     if n > 3000 {
         return Err(
             format!("{n} parameters: dense n×n matrices would be too large (limit 3000)").into()
         );
     }
     let mut rng = StdRng::seed_from_u64(a.seed);
-    let x = random_matrix(a.batch, mlp.input_dim(), &mut rng);
+    let x = random_matrix(a.batch, input_dim, &mut rng);
     let theta: Vec<f64> = random_vector(n, &mut rng).iter().map(|t| 0.5 * t).collect();
     // Targets from the model's own predictive distribution at θ (valid for every loss).
     let z = {
         let tape = autodiff::Tape::<f64>::new();
         let th = tape.input(autodiff::Matrix::column(theta.clone()));
         let xv = tape.constant(x.clone());
-        curvature::Model::forward(&mlp, &tape, th, xv)?.value()
+        curvature::Model::forward(model, &tape, th, xv)?.value()
     };
     let y = loss::sample_targets(dist.as_ref(), &z, &mut rng)?;
-    let problem = Problem::new(&mlp, dist.as_ref(), &x, &y)?;
+    let problem = Problem::new(model, dist.as_ref(), &x, &y)?;
     let pass = problem.at(&theta)?;
     std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
     let path = |name: &str| a.out.join(name);
@@ -89,18 +137,20 @@ fn run(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
     write_matrix(&path("y.npy"), &y)?;
     write_vector(&path("loss.npy"), &[pass.loss()?])?;
     write_vector(&path("gradient.npy"), &pass.gradient()?)?;
-    let matrices: Vec<(&str, Box<dyn LinearOperator + '_>)> = vec![
+    let mut matrices: Vec<(&str, Box<dyn LinearOperator + '_>)> = vec![
         ("hessian", Box::new(pass.hessian())),
         ("ggn", Box::new(pass.ggn())),
         ("fisher", Box::new(pass.fisher())),
         ("empirical_fisher", Box::new(pass.empirical_fisher())),
         ("ggn_residual", Box::new(FnOperator::new(n, |v| pass.ggn_residual_vector_product(v)))),
-        ("c", Box::new(FnOperator::new(n, |v| pass.c_vector_product(v, None)))),
-        (
+    ];
+    if layered {
+        matrices.push(("c", Box::new(FnOperator::new(n, |v| pass.c_vector_product(v, None)))));
+        matrices.push((
             "activation_term",
             Box::new(FnOperator::new(n, |v| pass.activation_term_vector_product(v, None))),
-        ),
-    ];
+        ));
+    }
     for (name, op) in &matrices {
         write_matrix(&path(&format!("{name}.npy")), &op.to_dense()?)?;
     }
@@ -119,15 +169,23 @@ fn run(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     let list = |v: Vec<String>| v.join(", ");
     let manifest = format!(
-        "{{\n  \"layers\": [{}],\n  \"activations\": [{}],\n  \"loss\": \"{}\",\n  \"natural_parameter\": {},\n  \"batch\": {},\n  \"seed\": {},\n  \"parameters\": {},\n  \"parameter_layout\": \"{}\",\n  \"objective\": \"mean over the batch of L(y, f(x, theta))\",\n  \"targets\": \"sampled from the model's predictive distribution at theta\",\n  \"ggn_note\": \"{}\",\n  \"files\": [\"theta.npy\", \"x.npy\", \"y.npy\", \"loss.npy\", \"gradient.npy\", {}]\n}}\n",
-        list(a.layers.iter().map(|l| l.to_string()).collect()),
-        list(a.activations.iter().map(|x| format!("\"{x}\"")).collect()),
+        "{{\n  \"model\": \"{}\",\n  {},\n  \"parameter_blocks\": [{}],\n  \"loss\": \"{}\",\n  \"natural_parameter\": {},\n  \"batch\": {},\n  \"seed\": {},\n  \"parameters\": {},\n  \"objective\": \"mean over the batch of L(y, f(x, theta))\",\n  \"targets\": \"sampled from the model's predictive distribution at theta\",\n  \"ggn_note\": \"{}\",\n  \"files\": [\"theta.npy\", \"x.npy\", \"y.npy\", \"loss.npy\", \"gradient.npy\", {}]\n}}\n",
+        a.model,
+        model_entries,
+        list(
+            model.parameter_blocks()
+                .iter()
+                .map(|b| format!(
+                    "{{\"name\": \"{}\", \"layer\": {}, \"start\": {}, \"end\": {}}}",
+                    b.name, b.layer, b.range.start, b.range.end
+                ))
+                .collect()
+        ),
         a.loss,
         dist.is_natural_parameter(),
         a.batch,
         a.seed,
         n,
-        mlp.describe_layout(),
         ggn_note,
         list(matrices.iter().map(|(name, _)| format!("\"{name}.npy\"")).collect()),
     );

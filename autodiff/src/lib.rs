@@ -27,6 +27,11 @@
 //! block) can keep their buffers from one pass to the next in a [`BufferPool`]: inside
 //! [`BufferPool::scope`] matrices take and give back buffers of exactly their size.
 //!
+//! Beyond dense layers, the ops include the layers of convolutional networks: a 2-D
+//! convolution ([`Var::conv2d`] over a [`Conv2d`] geometry, im2col on the tape and one matrix
+//! product) and layer normalization ([`Var::layer_norm`]); `J v`, `Jᵀ u` and `H v` through them
+//! are exact like every other product.
+//!
 //! Mistakes in use (shapes, a variable from another tape, an out-of-range slice, a NaN when
 //! [`Tape::set_check_finite`] is on) are [`AutodiffError`]s naming the op and the shapes.
 //! The [`check`] module holds the finite-difference and adjoint checks this crate's own tests
@@ -87,6 +92,7 @@ pub use dual::Dual;
 pub use error::{AutodiffError, Result};
 pub use matrix::{MatMut, MatRef, Matrix, Shape};
 pub use modes::Function;
+pub use op::conv::Conv2d;
 pub use op::{CustomOp, UnaryFn};
 /// The `rand` crate this crate is built with: [`random`]'s functions take a [`rand::RngCore`],
 /// so a user names it (and seeds generators) through this re-export without matching versions.

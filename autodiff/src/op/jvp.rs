@@ -222,6 +222,9 @@ pub(crate) fn tangent<T: Scalar>(
             )
             .expect("internal error: slice tangent")
         }),
+        Op::Gather { a, index, .. } => {
+            t(*a).map(|x| super::gather::gather(x.data(), index, out.shape()))
+        }
         Op::Custom { op, inputs } => {
             if inputs.iter().all(|&j| t(j).is_none()) {
                 None

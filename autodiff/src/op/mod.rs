@@ -5,8 +5,11 @@
 //! that is missing. Forward mode needs no rules of its own: running the forward rules on
 //! [`Dual`](crate::Dual) values *is* the Jacobian-vector product.
 
+pub mod conv;
 pub mod custom;
+pub(crate) mod gather;
 pub(crate) mod jvp;
+pub mod layer_norm;
 pub mod unary;
 pub(crate) mod vjp;
 
@@ -71,6 +74,13 @@ pub(crate) enum Op<T: Scalar> {
     },
     /// The operand's elements in the same order, with a new shape.
     Reshape(usize),
+    /// `y[k] = a[index[k]]`, zero where the index is [`gather::ZERO`] (im2col, broadcasts;
+    /// see [`gather`]). `name` is the public op that recorded it, for error messages.
+    Gather {
+        a: usize,
+        index: Arc<[usize]>,
+        name: &'static str,
+    },
     Custom {
         op: Arc<dyn CustomOp<T>>,
         inputs: Vec<usize>,
@@ -103,6 +113,7 @@ impl<T: Scalar> Op<T> {
             Op::LogSoftmax(..) => "log_softmax".into(),
             Op::Slice { .. } => "slice".into(),
             Op::Reshape(..) => "reshape".into(),
+            Op::Gather { name, .. } => (*name).into(),
             Op::Custom { op, .. } => op.name().to_string(),
         }
     }
@@ -128,7 +139,8 @@ impl<T: Scalar> Op<T> {
             | Op::Softmax(a)
             | Op::LogSoftmax(a)
             | Op::Slice { a, .. }
-            | Op::Reshape(a) => smallvec![*a],
+            | Op::Reshape(a)
+            | Op::Gather { a, .. } => smallvec![*a],
             Op::Custom { inputs, .. } => SmallVec::from_slice(inputs),
         }
     }

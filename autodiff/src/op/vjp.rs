@@ -429,6 +429,14 @@ pub(crate) fn propagate<T: Scalar>(sink: &mut Sink<'_, T>, i: usize, g: &Matrix<
                 sink.elementwise(a, s.rows, s.cols, |k| gd[k]);
             }
         }
+        Op::Gather { a, index, .. } => {
+            if needs(*a) {
+                // col2im: each output adjoint goes back to the element it was read from.
+                let s = nodes[*a].shape;
+                let back = super::gather::scatter_add(gd, index, s.len());
+                sink.elementwise(*a, s.rows, s.cols, |k| back[k]);
+            }
+        }
         Op::Custom { op, inputs } => {
             let owned: Vec<_> = inputs.iter().map(|&j| val(j)).collect();
             let values: Vec<&Matrix<T>> = owned.iter().map(|c| c.as_ref()).collect();

@@ -2,12 +2,14 @@
 //! and a layer's nonlinearity ([`Activation`], or a user's own [`Nonlinearity`]).
 
 mod activation;
+mod conv;
 mod mlp;
 mod nonlinearity;
 #[cfg(test)]
 pub(crate) mod test_models;
 
 pub use activation::Activation;
+pub use conv::ConvNet;
 pub use mlp::Mlp;
 pub use nonlinearity::{Elementwise, ElementwiseOp, Nonlinearity};
 
