@@ -73,6 +73,7 @@ pub mod operator;
 pub mod parallel;
 pub mod problem;
 pub mod reparam;
+pub mod spectra;
 pub mod verify;
 
 pub use error::CurvatureError;
