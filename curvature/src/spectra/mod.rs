@@ -132,3 +132,6 @@ pub(crate) mod test_support {
         sxy / sxx
     }
 }
+
+#[cfg(test)]
+mod tests;
