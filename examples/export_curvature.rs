@@ -6,6 +6,9 @@
 //! Files in `--out`: `manifest.json`, `theta.npy`, `x.npy`, `y.npy`, `loss.npy` (shape (1,)),
 //! `gradient.npy`, and the n×n `hessian.npy`, `ggn.npy`, `fisher.npy`, `empirical_fisher.npy`,
 //! `ggn_residual.npy` (eqn 6's second term), `c.npy`, `activation_term.npy` (Section 8.1.2).
+//! `lanczos_hessian.npy` and `lanczos_ggn.npy` hold the top `--lanczos-k` (default 10, at most n) eigenvalues of H
+//! and G, descending, from Lanczos with full reorthogonalization and n steps (round-off accurate),
+//! to compare with `numpy.linalg.eigvalsh` of `hessian.npy` and `ggn.npy`.
 //! The objective is the batch mean of L. Targets are drawn from the model's own predictive
 //! distribution (one-hot rows for the categorical losses).
 
@@ -13,6 +16,7 @@ use autodiff::linalg::symmetric_eigen;
 use autodiff::random::{random_matrix, random_vector};
 use curvature::loss::{self, dense_h_l};
 use curvature::npy::{write_matrix, write_vector};
+use curvature::spectra::{lanczos, LanczosParams, Which};
 use curvature::{Activation, FnOperator, LinearOperator, Mlp, Problem};
 use rand::{rngs::StdRng, SeedableRng};
 use std::path::PathBuf;
@@ -24,6 +28,7 @@ struct Args {
     batch: usize,
     seed: u64,
     out: PathBuf,
+    lanczos_k: usize,
 }
 
 fn parse() -> Result<Args, String> {
@@ -34,6 +39,7 @@ fn parse() -> Result<Args, String> {
         batch: 8,
         seed: 0,
         out: PathBuf::from("out/curvature"),
+        lanczos_k: 10,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -49,11 +55,15 @@ fn parse() -> Result<Args, String> {
             "--batch" => a.batch = value.parse().map_err(|_| format!("--batch: '{value}' is not a count"))?,
             "--seed" => a.seed = value.parse().map_err(|_| format!("--seed: '{value}' is not a number"))?,
             "--out" => a.out = PathBuf::from(value),
-            other => return Err(format!("unknown flag {other} (expected --layers, --activations, --loss, --batch, --seed, --out)")),
+            "--lanczos-k" => a.lanczos_k = value.parse().map_err(|_| format!("--lanczos-k: '{value}' is not a count"))?,
+            other => return Err(format!("unknown flag {other} (expected --layers, --activations, --loss, --batch, --seed, --out, --lanczos-k)")),
         }
     }
     if a.batch == 0 {
         return Err("--batch must be at least 1".into());
+    }
+    if a.lanczos_k == 0 {
+        return Err("--lanczos-k must be at least 1".into());
     }
     Ok(a)
 }
@@ -104,6 +114,15 @@ fn run(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
     for (name, op) in &matrices {
         write_matrix(&path(&format!("{name}.npy")), &op.to_dense()?)?;
     }
+    // Top eigenvalues by Lanczos (n steps: every Ritz value converged), for an independent check.
+    let lanczos_k = a.lanczos_k.min(n);
+    let mut lanczos_files = Vec::new();
+    for (name, op) in matrices.iter().filter(|(name, _)| ["hessian", "ggn"].contains(name)) {
+        let params = LanczosParams::new(lanczos_k, Which::LargestAlgebraic).steps(n).seed(a.seed);
+        let file = format!("lanczos_{name}.npy");
+        write_vector(&path(&file), &lanczos(op.as_ref(), &params)?.values)?;
+        lanczos_files.push(format!("\"{file}\""));
+    }
     // Where the GGN is not a Gauss-Newton matrix in Schraudolph's sense: H_L indefinite.
     let mut indefinite = 0;
     for r in 0..a.batch {
@@ -119,7 +138,7 @@ fn run(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     let list = |v: Vec<String>| v.join(", ");
     let manifest = format!(
-        "{{\n  \"layers\": [{}],\n  \"activations\": [{}],\n  \"loss\": \"{}\",\n  \"natural_parameter\": {},\n  \"batch\": {},\n  \"seed\": {},\n  \"parameters\": {},\n  \"parameter_layout\": \"{}\",\n  \"objective\": \"mean over the batch of L(y, f(x, theta))\",\n  \"targets\": \"sampled from the model's predictive distribution at theta\",\n  \"ggn_note\": \"{}\",\n  \"files\": [\"theta.npy\", \"x.npy\", \"y.npy\", \"loss.npy\", \"gradient.npy\", {}]\n}}\n",
+        "{{\n  \"layers\": [{}],\n  \"activations\": [{}],\n  \"loss\": \"{}\",\n  \"natural_parameter\": {},\n  \"batch\": {},\n  \"seed\": {},\n  \"parameters\": {},\n  \"parameter_layout\": \"{}\",\n  \"objective\": \"mean over the batch of L(y, f(x, theta))\",\n  \"targets\": \"sampled from the model's predictive distribution at theta\",\n  \"ggn_note\": \"{}\",\n  \"lanczos\": \"{}: the top {} eigenvalues, descending, Lanczos with full reorthogonalization and {} steps\",\n  \"files\": [\"theta.npy\", \"x.npy\", \"y.npy\", \"loss.npy\", \"gradient.npy\", {}, {}]\n}}\n",
         list(a.layers.iter().map(|l| l.to_string()).collect()),
         list(a.activations.iter().map(|x| format!("\"{x}\"")).collect()),
         a.loss,
@@ -129,7 +148,11 @@ fn run(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
         n,
         mlp.describe_layout(),
         ggn_note,
+        lanczos_files.join(", ").replace('"', ""),
+        lanczos_k,
+        n,
         list(matrices.iter().map(|(name, _)| format!("\"{name}.npy\"")).collect()),
+        list(lanczos_files.clone()),
     );
     std::fs::write(path("manifest.json"), manifest)?;
     println!("wrote {} matrices ({n}×{n}) and the manifest to {}", matrices.len(), a.out.display());

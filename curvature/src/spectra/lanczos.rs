@@ -14,7 +14,6 @@ use super::tridiagonal::tridiagonal_eigen;
 use super::{check_nonempty, norm, orthogonalize_twice, rademacher};
 use crate::error::{CurvatureError, Result};
 use crate::operator::LinearOperator;
-use autodiff::Matrix;
 use rand::{rngs::StdRng, SeedableRng};
 
 /// Which end of the spectrum [`lanczos`] returns.
@@ -248,6 +247,7 @@ pub fn lanczos(a: &dyn LinearOperator, params: &LanczosParams) -> Result<Lanczos
 #[cfg(test)]
 mod tests {
     use super::*;
+    use autodiff::Matrix;
     use crate::spectra::test_support::rotated_diagonal;
 
     fn explicit_residual(a: &dyn LinearOperator, value: f64, x: &[f64]) -> f64 {
