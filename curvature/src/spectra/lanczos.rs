@@ -221,19 +221,21 @@ pub fn lanczos(a: &dyn LinearOperator, params: &LanczosParams) -> Result<Lanczos
         }
     }
     order.truncate(k);
-    let vectors = order
-        .iter()
-        .map(|&i| {
-            let mut x = vec![0.0; n];
+    // x_i = Q s_i, a block of θ at a time so each block of the basis is read from cache k times
+    // (not from memory k times).
+    let mut vectors = vec![vec![0.0; n]; k];
+    for start in (0..n).step_by(1024) {
+        let end = (start + 1024).min(n);
+        for (x, &i) in vectors.iter_mut().zip(&order) {
+            let x = &mut x[start..end];
             for (j, q) in t.basis.iter().enumerate() {
                 let c = s[(j, i)];
-                for (xe, qe) in x.iter_mut().zip(q) {
+                for (xe, qe) in x.iter_mut().zip(&q[start..end]) {
                     *xe += c * qe;
                 }
             }
-            x
-        })
-        .collect();
+        }
+    }
     Ok(Lanczos {
         values: order.iter().map(|&i| values[i]).collect(),
         vectors,
@@ -247,8 +249,8 @@ pub fn lanczos(a: &dyn LinearOperator, params: &LanczosParams) -> Result<Lanczos
 #[cfg(test)]
 mod tests {
     use super::*;
-    use autodiff::Matrix;
     use crate::spectra::test_support::rotated_diagonal;
+    use autodiff::Matrix;
 
     fn explicit_residual(a: &dyn LinearOperator, value: f64, x: &[f64]) -> f64 {
         let mut ax = vec![0.0; x.len()];
