@@ -117,7 +117,7 @@ pub(crate) mod test_support {
     /// Returns the operator and its dense matrix.
     pub fn rotated_diagonal(
         lambda: Vec<f64>,
-    ) -> (FnOperator<impl Fn(&[f64]) -> Result<Vec<f64>>>, autodiff::Matrix<f64>) {
+    ) -> (impl crate::LinearOperator, autodiff::Matrix<f64>) {
         let n = lambda.len();
         let unit = |phase: f64| {
             let u: Vec<f64> = (0..n).map(|i| (1.3 * i as f64 + phase).sin() + 0.2).collect();
