@@ -1,5 +1,5 @@
 //! Spectra and stochastic estimators of any symmetric [`LinearOperator`]: Lanczos eigenpairs
-//! ([`lanczos`]), stochastic Lanczos quadrature spectral densities ([`slq`]), Hutchinson and
+//! ([`lanczos`](mod@lanczos)), stochastic Lanczos quadrature spectral densities ([`slq`]), Hutchinson and
 //! Hutch++ traces ([`trace`]) and Hutchinson diagonals ([`diagonal`]). What PyHessian and
 //! curvlinops compute, here for every curvature matrix of the paper (`H`, `G`, `F`, the MC
 //! Fisher, `F̄`, the eqn 6 residual) and every block restriction, through products only.
