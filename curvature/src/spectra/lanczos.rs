@@ -228,7 +228,19 @@ pub fn lanczos(a: &dyn LinearOperator, params: &LanczosParams) -> Result<Lanczos
         let end = (start + 1024).min(n);
         for (x, &i) in vectors.iter_mut().zip(&order) {
             let x = &mut x[start..end];
-            for (j, q) in t.basis.iter().enumerate() {
+            // Four basis vectors per sweep over the block of x.
+            let quads = t.basis.len() / 4;
+            for g in 0..quads {
+                let j = 4 * g;
+                let c = [s[(j, i)], s[(j + 1, i)], s[(j + 2, i)], s[(j + 3, i)]];
+                let q = &t.basis[j..j + 4];
+                let (q0, q1, q2, q3) =
+                    (&q[0][start..end], &q[1][start..end], &q[2][start..end], &q[3][start..end]);
+                for e in 0..x.len() {
+                    x[e] += c[0] * q0[e] + c[1] * q1[e] + c[2] * q2[e] + c[3] * q3[e];
+                }
+            }
+            for (j, q) in t.basis.iter().enumerate().skip(4 * quads) {
                 let c = s[(j, i)];
                 for (xe, qe) in x.iter_mut().zip(&q[start..end]) {
                     *xe += c * qe;

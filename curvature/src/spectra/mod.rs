@@ -80,14 +80,45 @@ fn project_out(basis: &[Vec<f64>], w: &mut [f64], coefficients: &mut Vec<f64>) {
     coefficients.clear();
     coefficients.resize(basis.len(), 0.0);
     for (start, block) in w.chunks(BLOCK).enumerate().map(|(b, c)| (b * BLOCK, c)) {
-        for (c, q) in coefficients.iter_mut().zip(basis) {
-            *c += dot(&q[start..start + block.len()], block);
+        let end = start + block.len();
+        // Four basis vectors at a time share each load of w.
+        let mut quads = basis.chunks_exact(4);
+        let mut c = 0;
+        for q in quads.by_ref() {
+            let (q0, q1, q2, q3) =
+                (&q[0][start..end], &q[1][start..end], &q[2][start..end], &q[3][start..end]);
+            let mut acc = [0.0; 4];
+            for e in 0..block.len() {
+                let x = block[e];
+                acc[0] += q0[e] * x;
+                acc[1] += q1[e] * x;
+                acc[2] += q2[e] * x;
+                acc[3] += q3[e] * x;
+            }
+            for l in 0..4 {
+                coefficients[c + l] += acc[l];
+            }
+            c += 4;
+        }
+        for q in quads.remainder() {
+            coefficients[c] += dot(&q[start..end], block);
+            c += 1;
         }
     }
     for (start, block) in w.chunks_mut(BLOCK).enumerate().map(|(b, c)| (b * BLOCK, c)) {
-        for (c, q) in coefficients.iter().zip(basis) {
-            for (x, y) in block.iter_mut().zip(&q[start..]) {
-                *x -= c * y;
+        let end = start + block.len();
+        let mut quads = basis.chunks_exact(4).zip(coefficients.chunks_exact(4));
+        for (q, h) in quads.by_ref() {
+            let (q0, q1, q2, q3) =
+                (&q[0][start..end], &q[1][start..end], &q[2][start..end], &q[3][start..end]);
+            for e in 0..block.len() {
+                block[e] -= h[0] * q0[e] + h[1] * q1[e] + h[2] * q2[e] + h[3] * q3[e];
+            }
+        }
+        let done = 4 * (basis.len() / 4);
+        for (q, h) in basis[done..].iter().zip(&coefficients[done..]) {
+            for (x, y) in block.iter_mut().zip(&q[start..end]) {
+                *x -= h * y;
             }
         }
     }
