@@ -11,6 +11,9 @@
 //! Files in `--out`: `manifest.json`, `theta.npy`, `x.npy`, `y.npy`, `loss.npy` (shape (1,)),
 //! `gradient.npy`, and the n×n `hessian.npy`, `ggn.npy`, `fisher.npy`, `empirical_fisher.npy`,
 //! `ggn_residual.npy` (eqn 6's second term), `c.npy`, `activation_term.npy` (Section 8.1.2).
+//! `lanczos_hessian.npy` and `lanczos_ggn.npy` hold the top `--lanczos-k` (default 10, at most n) eigenvalues of H
+//! and G, descending, from Lanczos with full reorthogonalization and n steps (round-off accurate),
+//! to compare with `numpy.linalg.eigvalsh` of `hessian.npy` and `ggn.npy`.
 //! The objective is the batch mean of L. Targets are drawn from the model's own predictive
 //! distribution (one-hot rows for the categorical losses).
 
@@ -19,6 +22,7 @@ use autodiff::random::{random_matrix, random_vector};
 use curvature::loss::{self, dense_h_l};
 use curvature::model::ConvNet;
 use curvature::npy::{write_matrix, write_vector};
+use curvature::spectra::{lanczos, LanczosParams, Which};
 use curvature::{Activation, FnOperator, LinearOperator, Mlp, Model, Problem};
 use natgrad::cli::{self, Flag};
 use rand::{rngs::StdRng, SeedableRng};
@@ -32,6 +36,7 @@ struct Args {
     batch: usize,
     seed: u64,
     out: PathBuf,
+    lanczos_k: usize,
 }
 
 /// The flags, one line each (see `natgrad::cli`).
@@ -54,6 +59,7 @@ fn flags() -> Vec<Flag<Args>> {
         Flag::value("--batch", "N", |a, v| cli::positive(v).map(|n| a.batch = n)),
         Flag::value("--seed", "N", |a, v| cli::parsed(v).map(|n| a.seed = n)),
         Flag::value("--out", "DIR", |a, v| cli::parsed(v).map(|p| a.out = p)),
+        Flag::value("--lanczos-k", "K", |a, v| cli::positive(v).map(|k| a.lanczos_k = k)),
     ]
 }
 
@@ -66,6 +72,7 @@ fn defaults() -> Args {
         batch: 8,
         seed: 0,
         out: PathBuf::from("out/curvature"),
+        lanczos_k: 10,
     }
 }
 
@@ -154,6 +161,15 @@ fn export<M: Model>(
     for (name, op) in &matrices {
         write_matrix(&path(&format!("{name}.npy")), &op.to_dense()?)?;
     }
+    // Top eigenvalues by Lanczos (n steps: every Ritz value converged), for an independent check.
+    let lanczos_k = a.lanczos_k.min(n);
+    let mut lanczos_files = Vec::new();
+    for (name, op) in matrices.iter().filter(|(name, _)| ["hessian", "ggn"].contains(name)) {
+        let params = LanczosParams::new(lanczos_k, Which::LargestAlgebraic).steps(n).seed(a.seed);
+        let file = format!("lanczos_{name}.npy");
+        write_vector(&path(&file), &lanczos(op.as_ref(), &params)?.values)?;
+        lanczos_files.push(format!("\"{file}\""));
+    }
     // Where the GGN is not a Gauss-Newton matrix in Schraudolph's sense: H_L indefinite.
     let mut indefinite = 0;
     for r in 0..a.batch {
@@ -169,7 +185,7 @@ fn export<M: Model>(
     };
     let list = |v: Vec<String>| v.join(", ");
     let manifest = format!(
-        "{{\n  \"model\": \"{}\",\n  {},\n  \"parameter_blocks\": [{}],\n  \"loss\": \"{}\",\n  \"natural_parameter\": {},\n  \"batch\": {},\n  \"seed\": {},\n  \"parameters\": {},\n  \"objective\": \"mean over the batch of L(y, f(x, theta))\",\n  \"targets\": \"sampled from the model's predictive distribution at theta\",\n  \"ggn_note\": \"{}\",\n  \"files\": [\"theta.npy\", \"x.npy\", \"y.npy\", \"loss.npy\", \"gradient.npy\", {}]\n}}\n",
+        "{{\n  \"model\": \"{}\",\n  {},\n  \"parameter_blocks\": [{}],\n  \"loss\": \"{}\",\n  \"natural_parameter\": {},\n  \"batch\": {},\n  \"seed\": {},\n  \"parameters\": {},\n  \"objective\": \"mean over the batch of L(y, f(x, theta))\",\n  \"targets\": \"sampled from the model's predictive distribution at theta\",\n  \"ggn_note\": \"{}\",\n  \"lanczos\": \"{}: the top {} eigenvalues, descending, Lanczos with full reorthogonalization and {} steps\",\n  \"files\": [\"theta.npy\", \"x.npy\", \"y.npy\", \"loss.npy\", \"gradient.npy\", {}, {}]\n}}\n",
         a.model,
         model_entries,
         list(
@@ -187,7 +203,11 @@ fn export<M: Model>(
         a.seed,
         n,
         ggn_note,
+        lanczos_files.join(", ").replace('"', ""),
+        lanczos_k,
+        n,
         list(matrices.iter().map(|(name, _)| format!("\"{name}.npy\"")).collect()),
+        list(lanczos_files.clone()),
     );
     std::fs::write(path("manifest.json"), manifest)?;
     println!("wrote {} matrices ({n}×{n}) and the manifest to {}", matrices.len(), a.out.display());

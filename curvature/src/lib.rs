@@ -22,6 +22,7 @@
 //! | `B + λI` (Sec 10) | [`Damped`] |
 //! | `θ = ζ(γ)`, `J_ζ` (Sec 12) | [`reparam`] |
 //! | Sec 13 bound | [`loss::section13_bound`] |
+//! | spectra, traces, diagonals of any of these (PyHessian-style) | [`spectra`]: Lanczos, SLQ, Hutchinson, Hutch++ |
 //!
 //! **Parameter layout** (one convention everywhere): `θ = concat_{i=1..ℓ} [vec(W_i), b_i]` with
 //! `W_i` stored row-major as `m_i × m_{i-1}`; [`Mlp::weight_range`] and [`Mlp::bias_range`] say
@@ -73,6 +74,7 @@ pub mod operator;
 pub mod parallel;
 pub mod problem;
 pub mod reparam;
+pub mod spectra;
 pub mod verify;
 
 pub use error::CurvatureError;

@@ -36,6 +36,7 @@ use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering::Relaxed};
 use std::time::Instant;
 
 mod sharded_f32;
+mod spectra;
 mod tape_ops;
 
 /// The system allocator, counting live heap bytes and their high-water mark while `COUNTING`
@@ -808,6 +809,9 @@ fn main() {
                     ));
                 }
             }
+        }
+        if w.name == "w2" && args.ops.iter().any(|o| o == "hvp" || o == "lanczos") {
+            json.push(spectra::lanczos_row(&inputs.problem, &theta, &v, runs.min(20)));
         }
         if w.name == "w1" && args.ops.iter().any(|o| o == "gradient") {
             // Peak live heap during one gradient, over what the caller already holds (θ, x, y,

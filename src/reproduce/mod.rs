@@ -9,6 +9,7 @@
 //! | [`invariance`] | 12 | parameterization invariance to first order, the `α²` discrepancy |
 //! | [`convergence`] | 14 | Theorems 5 and 6 against exact and Monte-Carlo curves |
 //! | [`autoencoder`] | 10, 11.2 | the deep autoencoder on CURVES-style data: SGD, Adam, HF, NG |
+//! | [`spectra`] | 8.1 | Lanczos and SLQ spectra of H, G, F, F̄ during autoencoder training |
 
 pub mod autoencoder;
 pub mod cli;
@@ -17,6 +18,7 @@ pub mod empirical_fisher;
 pub mod fisher_ggn;
 pub mod hessian;
 pub mod invariance;
+pub mod spectra;
 
 use crate::plot::{Heatmap, LinePlot};
 use std::fmt::Write as _;
@@ -142,6 +144,7 @@ pub fn all() -> Vec<(&'static str, &'static str, Runner)> {
         ("invariance", "4. Parameterization invariance (Section 12)", invariance::run),
         ("convergence", "5. Convergence theory (Section 14)", convergence::run),
         ("autoencoder", "6. Deep autoencoder training (Sections 10, 11.2)", autoencoder::run),
+        ("spectra", "7. Spectra of H, G, F and F̄ during training (Section 8.1)", spectra::run),
     ]
 }
 

@@ -2,11 +2,12 @@
 
 mod block;
 mod curvature;
-mod diagonal;
 
+/// Hutchinson's diagonal estimator, now in [`crate::spectra`] (re-exported here for callers of
+/// its old path).
+pub use crate::spectra::estimate_diagonal;
 pub use block::{dense_block, BlockDiagonal};
 pub use curvature::{layer_blocks, CurvatureOperator};
-pub use diagonal::estimate_diagonal;
 
 use crate::error::{CurvatureError, Result};
 use autodiff::Matrix;
