@@ -5,7 +5,9 @@
 //!
 //! Files in `--out`: `manifest.json`, `theta.npy`, `x.npy`, `y.npy`, `loss.npy` (shape (1,)),
 //! `gradient.npy`, and the n×n `hessian.npy`, `ggn.npy`, `fisher.npy`, `empirical_fisher.npy`,
-//! `ggn_residual.npy` (eqn 6's second term), `c.npy`, `activation_term.npy` (Section 8.1.2).
+//! `ggn_residual.npy` (eqn 6's second term), `c.npy`, `activation_term.npy` (Section 8.1.2), and `kfac.npy`: the K-FAC approximation of the
+//! GGN (block diagonal over layers, `G_i ⊗ Ā_{i-1}` with type-2 factors, undamped; layout of
+//! `curvature::kfac`).
 //! The objective is the batch mean of L. Targets are drawn from the model's own predictive
 //! distribution (one-hot rows for the categorical losses).
 
@@ -100,6 +102,8 @@ fn run(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
             "activation_term",
             Box::new(FnOperator::new(n, |v| pass.activation_term_vector_product(v, None))),
         ),
+        // Block diagonal over layers, type-2 (H_L's eigen decomposition), undamped.
+        ("kfac", Box::new(pass.kfac(&curvature::kfac::KfacKind::Type2)?)),
     ];
     for (name, op) in &matrices {
         write_matrix(&path(&format!("{name}.npy")), &op.to_dense()?)?;
