@@ -277,11 +277,34 @@ fn trace(m: &Matrix<f64>) -> f64 {
     (0..m.rows()).map(|i| m[(i, i)]).sum()
 }
 
-fn not_positive_definite(layer: usize, which: &str, value: f64) -> CurvatureError {
+fn not_positive_definite(layer: usize, which: &str) -> CurvatureError {
     CurvatureError::invalid(
         "Kfac::inverse",
-        format!("layer {layer}: the damped {which} is not positive definite (eigenvalue {value:e}); raise λ"),
+        format!("layer {layer}: the damped {which} is not positive definite; raise λ"),
     )
+}
+
+/// `(M + shift I)⁻¹` for symmetric `M` by Cholesky, `L⁻ᵀ L⁻¹` (the inverse of a triangular
+/// matrix by substitution, the product by GEMM): about `n³` flops, so a 1000-wide layer's
+/// factor is inverted in about a second. `None` unless `M + shift I` is positive definite.
+fn spd_inverse(m: &Matrix<f64>, shift: f64) -> Option<Matrix<f64>> {
+    let n = m.rows();
+    let shifted = Matrix::from_fn(n, n, |i, j| m[(i, j)] + if i == j { shift } else { 0.0 });
+    let l = autodiff::linalg::cholesky(&shifted).ok()?;
+    // Column j of L⁻¹ solves L x = e_j; x is zero above j. Stored transposed (row j), so the
+    // substitution reads contiguous rows of L and of the result.
+    let mut inv_t = Matrix::zeros(n, n);
+    for j in 0..n {
+        let x = inv_t.row_mut(j);
+        x[j] = 1.0 / l[(j, j)];
+        for i in j + 1..n {
+            let li = &l.row(i)[j..i];
+            let s: f64 = li.iter().zip(&x[j..i]).map(|(a, b)| a * b).sum();
+            x[i] = -s / l[(i, i)];
+        }
+    }
+    // (L⁻¹)ᵀ L⁻¹ = inv_t · inv_tᵀ.
+    Some(product(inv_t.as_ref(), inv_t.as_ref().t()))
 }
 
 fn layer_inverse(index: usize, l: &KfacLayer, damping: KfacDamping) -> Result<LayerInverse> {
@@ -289,13 +312,8 @@ fn layer_inverse(index: usize, l: &KfacLayer, damping: KfacDamping) -> Result<La
         KfacDamping::Factored { lambda } => {
             let (ta, tg) = (trace(&l.a) / l.a.rows() as f64, trace(&l.g) / l.g.rows() as f64);
             let pi = if ta > 0.0 && tg > 0.0 { (ta / tg).sqrt() } else { 1.0 };
-            let invert = |m: &Matrix<f64>, shift: f64, which: &str| -> Result<Matrix<f64>> {
-                let e = symmetric_eigen(m)?;
-                let lowest = e.values[0] + shift;
-                if !(lowest > 0.0) {
-                    return Err(not_positive_definite(index, which, lowest));
-                }
-                Ok(e.reconstruct_with(|d| 1.0 / (d + shift)))
+            let invert = |m: &Matrix<f64>, shift: f64, which: &str| {
+                spd_inverse(m, shift).ok_or_else(|| not_positive_definite(index, which))
             };
             Ok(LayerInverse::Factored {
                 g_inv: invert(&l.g, lambda.sqrt() / pi, "G factor")?,
@@ -307,8 +325,8 @@ fn layer_inverse(index: usize, l: &KfacLayer, damping: KfacDamping) -> Result<La
             let scale = Matrix::from_fn(eg.values.len(), ea.values.len(), |r, c| {
                 1.0 / (eg.values[r] * ea.values[c] + lambda)
             });
-            if let Some(bad) = scale.data().iter().find(|s| !(s.is_finite() && **s > 0.0)) {
-                return Err(not_positive_definite(index, "block G ⊗ Ā + λI", 1.0 / bad));
+            if scale.data().iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+                return Err(not_positive_definite(index, "block G ⊗ Ā + λI"));
             }
             Ok(LayerInverse::Exact { q_g: eg.vectors, q_a: ea.vectors, scale })
         }

@@ -292,3 +292,18 @@ fn ekfac_is_never_further_than_kfac_from_the_exact_blocks() {
     }
     quickcheck::QuickCheck::new().tests(12).quickcheck(property as fn(u64) -> bool);
 }
+
+#[test]
+fn singular_factors_without_damping_are_errors_naming_the_layer() {
+    let layer =
+        KfacLayer { weights: 0..2, biases: 2..3, a: Matrix::zeros(3, 3), g: Matrix::zeros(1, 1) };
+    let kfac = Kfac::from_layers(3, vec![layer.clone()]).unwrap();
+    for damping in [KfacDamping::Factored { lambda: 0.0 }, KfacDamping::Exact { lambda: 0.0 }] {
+        let err = kfac.inverse(damping).unwrap_err().to_string();
+        assert!(err.contains("layer 1") && err.contains("not positive definite"), "{err}");
+    }
+    assert!(kfac.inverse(KfacDamping::Factored { lambda: 1e-3 }).is_ok());
+    // Ranges that do not fit the factors are rejected.
+    assert!(Kfac::from_layers(3, vec![KfacLayer { weights: 0..1, ..layer.clone() }]).is_err());
+    assert!(Kfac::from_layers(2, vec![layer]).is_err());
+}
