@@ -32,6 +32,7 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering::Relaxed};
 use std::time::Instant;
 
+mod kfac_step;
 mod sharded_f32;
 mod tape_ops;
 
@@ -471,6 +472,9 @@ fn unpooled_op_closure<'a>(
 ) -> Option<Box<dyn FnMut() + 'a>> {
     let (problem, theta, v, u) = (&inp.problem, inp.theta, inp.v, inp.u);
     let (w, x, y) = (inp.w, inp.x, inp.y);
+    if op == "kfac" {
+        return (dtype == "f64" && sharded.is_none()).then(|| kfac_step::closure(problem, theta));
+    }
     // The f64 ops of a `Problem` and of a `ShardedProblem`: the same methods on two types.
     macro_rules! f64_ops {
         ($p:expr) => {{
