@@ -190,8 +190,13 @@ impl KroneckerFactored {
     ) -> Result<Vec<f64>> {
         if self.factors.is_none() || self.k % self.params.statistics_period == 0 {
             let fresh = objective.kfac(theta, &self.params.kind)?;
-            // Forward and reverse sweeps over the curvature batch: about one gradient.
-            work.gradients += 1;
+            // A forward pass and one reverse sweep per output-side vector over the curvature
+            // batch: counted as that many curvature products (4/3 of a gradient each on that
+            // batch), an upper bound.
+            work.curvature_products += match self.params.kind {
+                KfacKind::Type2 => fresh.layers().last().map_or(1, |l| l.m_out()),
+                _ => 1,
+            };
             match &mut self.factors {
                 Some(f) => f.blend(&fresh, self.params.decay)?,
                 None => self.factors = Some(fresh),
