@@ -122,11 +122,12 @@ pub fn run(config: &Config) -> Result<Outcome, Error> {
             false,
         ),
         (
-            // One Monte-Carlo sample for the factors, inverses every 5 steps (a quick run takes
-            // only a few steps), step and momentum from the exact 2-D model on the GGN.
+            // One Monte-Carlo sample for the factors, inverses every 5 steps (10 in a quick run,
+            // which takes about 8 steps: one refresh of a few seconds), step and momentum from
+            // the exact 2-D model on the GGN.
             "K-FAC (MC, 2-D model)",
             Box::new(KroneckerFactored::new(KfacParams {
-                inverse_period: 5,
+                inverse_period: if config.quick { 10 } else { 5 },
                 ..KfacParams::new(10.0)
             })?),
             false,
