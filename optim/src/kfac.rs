@@ -188,7 +188,7 @@ impl KroneckerFactored {
         objective: &mut dyn Objective,
         work: &mut Work,
     ) -> Result<Vec<f64>> {
-        if self.factors.is_none() || self.k % self.params.statistics_period == 0 {
+        if self.factors.is_none() || self.k.is_multiple_of(self.params.statistics_period) {
             let fresh = objective.kfac(theta, &self.params.kind)?;
             // A forward pass and one reverse sweep per output-side vector over the curvature
             // batch: counted as that many curvature products (4/3 of a gradient each on that
@@ -202,7 +202,7 @@ impl KroneckerFactored {
                 None => self.factors = Some(fresh),
             }
         }
-        if self.inverse.is_none() || self.k % self.params.inverse_period == 0 {
+        if self.inverse.is_none() || self.k.is_multiple_of(self.params.inverse_period) {
             let lambda = self.lm.lambda;
             let damping = if self.params.exact_damping {
                 KfacDamping::Exact { lambda }

@@ -84,7 +84,9 @@ impl Ekfac {
         }
         let mut layers = self.layers.clone();
         for (i, l) in layers.iter_mut().enumerate() {
-            if let Some(bad) = l.scalings.data().iter().find(|s| !(**s + lambda > 0.0)) {
+            if let Some(bad) =
+                l.scalings.data().iter().find(|s| (**s + lambda).is_nan() || **s + lambda <= 0.0)
+            {
                 return Err(CurvatureError::invalid(
                     "Ekfac::inverse",
                     format!(
@@ -105,7 +107,7 @@ impl Ekfac {
         for l in &self.layers {
             let x = l.layout.to_extended(&v[l.layout.range.clone()]);
             let y = eigenbasis_apply(&l.q_g, &l.q_a, &l.scalings, &x);
-            l.layout.from_extended(&y, &mut out[l.layout.range.clone()]);
+            l.layout.write_extended(&y, &mut out[l.layout.range.clone()]);
         }
         Ok(())
     }

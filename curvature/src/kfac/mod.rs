@@ -20,7 +20,7 @@
 //! for the extended matrix `W̄ = [W | b]` (`m_i × (m_{i-1}+1)`) stored row-major, the block is
 //! `G ⊗ Ā` and `(G ⊗ Ā) vec(X) = vec(G X Ā)`. θ does not interleave the bias with the weights
 //! (all of `vec(W_i)`, then `b_i`), so [`KfacLayer::to_extended`] and
-//! [`KfacLayer::from_extended`] permute between θ's block and `vec(W̄)`: weight `(r, c)` sits at
+//! [`KfacLayer::write_extended`] permute between θ's block and `vec(W̄)`: weight `(r, c)` sits at
 //! `r m_{i-1} + c` in θ's block and at `r (m_{i-1}+1) + c` in `vec(W̄)`; bias `r` at
 //! `m_i m_{i-1} + r` and at `r (m_{i-1}+1) + m_{i-1}`.
 //!

@@ -67,8 +67,8 @@ impl KfacLayer {
     }
 
     /// The inverse of [`to_extended`](Self::to_extended): writes `W̄` into θ's layer block.
-    pub fn from_extended(&self, extended: &Matrix<f64>, block: &mut [f64]) {
-        self.layout().from_extended(extended, block)
+    pub fn write_extended(&self, extended: &Matrix<f64>, block: &mut [f64]) {
+        self.layout().write_extended(extended, block)
     }
 
     pub(crate) fn layout(&self) -> Layout {
@@ -96,7 +96,7 @@ impl Layout {
         })
     }
 
-    pub(crate) fn from_extended(&self, extended: &Matrix<f64>, block: &mut [f64]) {
+    pub(crate) fn write_extended(&self, extended: &Matrix<f64>, block: &mut [f64]) {
         let (m_out, m_in) = (self.m_out, self.m_in);
         for r in 0..m_out {
             let row = extended.row(r);
@@ -231,7 +231,7 @@ impl LinearOperator for Kfac {
         for l in &self.layers {
             let x = l.to_extended(&v[l.range()]);
             let y = product(product(l.g.as_ref(), x.as_ref()).as_ref(), l.a.as_ref());
-            l.from_extended(&y, &mut out[l.range()]);
+            l.write_extended(&y, &mut out[l.range()]);
         }
         Ok(())
     }
@@ -365,7 +365,7 @@ impl LinearOperator for KfacInverse {
                 }
                 LayerInverse::Exact { q_g, q_a, scale } => eigenbasis_apply(q_g, q_a, scale, &x),
             };
-            layout.from_extended(&y, &mut out[layout.range.clone()]);
+            layout.write_extended(&y, &mut out[layout.range.clone()]);
         }
         Ok(())
     }

@@ -59,7 +59,7 @@ fn permutation_between_theta_and_the_extended_matrix() {
     let x = layer.to_extended(&block);
     assert_eq!(x.data(), &[1.0, 2.0, 5.0, 3.0, 4.0, 6.0]);
     let mut back = [0.0; 6];
-    layer.from_extended(&x, &mut back);
+    layer.write_extended(&x, &mut back);
     assert_eq!(back, block);
 }
 
@@ -278,7 +278,7 @@ fn ekfac_is_never_further_than_kfac_from_the_exact_blocks() {
         let y = random_matrix(rows, sizes[2], &mut rng);
         let theta = theta_for(&mlp, &mut rng, 1.0);
         let pass = Problem::new(&mlp, &*dist, &x, &y).unwrap().at(&theta).unwrap();
-        let (kind, exact) = if seed % 2 == 0 {
+        let (kind, exact) = if seed.is_multiple_of(2) {
             (KfacKind::Type2, pass.ggn().to_dense().unwrap())
         } else {
             (KfacKind::Empirical, pass.empirical_fisher().to_dense().unwrap())
