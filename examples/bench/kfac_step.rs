@@ -4,7 +4,9 @@
 //! (one Monte-Carlo sample over the batch) and their factored-damping inverse are computed
 //! once, before timing, as the optimizer does every `T` steps; their one-off cost is printed.
 //! The exact 2-D quadratic model of the optimizer (two `G v` products) is not part of this
-//! row: its cost is that of the `ggn` row, twice, on the curvature batch.
+//! row: its cost is that of the `ggn` row, twice, on the curvature batch. `--op kfac32` runs the
+//! inverse's products in `f32` (`KfacInverse::with_single_precision_products`): the FLOPs of
+//! the `f64` products alone put that row at 1.58 gradients or more on W1.
 
 use curvature::kfac::{KfacDamping, KfacKind};
 use curvature::{LinearOperator, Mlp, Problem};
@@ -12,12 +14,19 @@ use std::hint::black_box;
 use std::time::Instant;
 
 /// The timed closure (see the module doc).
-pub fn closure<'a>(problem: &'a Problem<'a, Mlp>, theta: &'a [f64]) -> Box<dyn FnMut() + 'a> {
+pub fn closure<'a>(
+    problem: &'a Problem<'a, Mlp>,
+    theta: &'a [f64],
+    single_precision: bool,
+) -> Box<dyn FnMut() + 'a> {
     let start = Instant::now();
     let kfac = problem.at(theta).and_then(|p| p.kfac(&KfacKind::MonteCarlo { seed: 0 }));
     let statistics = start.elapsed().as_secs_f64();
     let start = Instant::now();
-    let inverse = kfac.and_then(|k| k.inverse(KfacDamping::Factored { lambda: 1e-2 })).unwrap();
+    let mut inverse = kfac.and_then(|k| k.inverse(KfacDamping::Factored { lambda: 1e-2 })).unwrap();
+    if single_precision {
+        inverse = inverse.with_single_precision_products();
+    }
     println!(
         "kfac: one-off factor statistics {:.1} ms, factored-damping inverse {:.1} ms (not timed in the row)",
         statistics * 1e3,

@@ -11,9 +11,9 @@ use autodiff::{MatRef, Matrix, Scalar};
 use std::ops::Range;
 
 /// `A B` for views (either may be a transpose).
-pub(crate) fn product(a: MatRef<'_, f64>, b: MatRef<'_, f64>) -> Matrix<f64> {
+pub(crate) fn product<T: Scalar>(a: MatRef<'_, T>, b: MatRef<'_, T>) -> Matrix<T> {
     let mut c = Matrix::zeros(a.rows(), b.cols());
-    f64::gemm(a, b, c.as_mut(), false);
+    T::gemm(a, b, c.as_mut(), false);
     c
 }
 
@@ -268,7 +268,12 @@ impl KfacDamping {
 #[derive(Clone, Debug)]
 enum LayerInverse {
     /// `(G + (√λ/π) I)⁻¹` and `(Ā + π√λ I)⁻¹`.
-    Factored { g_inv: Matrix<f64>, a_inv: Matrix<f64> },
+    Factored {
+        g_inv: Matrix<f64>,
+        a_inv: Matrix<f64>,
+        /// The same in `f32`, when the products run in single precision.
+        single: Option<(Matrix<f32>, Matrix<f32>)>,
+    },
     /// Eigenbases and `1/(d_G d_Aᵀ + λ)`.
     Exact { q_g: Matrix<f64>, q_a: Matrix<f64>, scale: Matrix<f64> },
 }
@@ -318,6 +323,7 @@ fn layer_inverse(index: usize, l: &KfacLayer, damping: KfacDamping) -> Result<La
             Ok(LayerInverse::Factored {
                 g_inv: invert(&l.g, lambda.sqrt() / pi, "G factor")?,
                 a_inv: invert(&l.a, pi * lambda.sqrt(), "Ā factor")?,
+                single: None,
             })
         }
         KfacDamping::Exact { lambda } => {
@@ -347,6 +353,19 @@ impl KfacInverse {
     pub fn damping(&self) -> KfacDamping {
         self.damping
     }
+
+    /// Runs the two products per layer of factored damping in `f32` (single-precision GEMM, more
+    /// than twice the `f64` rate on common CPUs), rounding the vector and the inverted factors to
+    /// `f32`: results agree with the `f64` ones to about `1e-6` relative, ample for a
+    /// preconditioner that is itself an approximation. Layers with exact damping stay `f64`.
+    pub fn with_single_precision_products(mut self) -> Self {
+        for (_, inverse) in &mut self.layers {
+            if let LayerInverse::Factored { g_inv, a_inv, single } = inverse {
+                *single = Some((g_inv.map(|v| v as f32), a_inv.map(|v| v as f32)));
+            }
+        }
+        self
+    }
 }
 
 impl LinearOperator for KfacInverse {
@@ -360,7 +379,12 @@ impl LinearOperator for KfacInverse {
         for (layout, inverse) in &self.layers {
             let x = layout.to_extended(&v[layout.range.clone()]);
             let y = match inverse {
-                LayerInverse::Factored { g_inv, a_inv } => {
+                LayerInverse::Factored { single: Some((g32, a32)), .. } => {
+                    let x32 = x.map(|v| v as f32);
+                    let y32 = product(product(g32.as_ref(), x32.as_ref()).as_ref(), a32.as_ref());
+                    y32.map(f64::from)
+                }
+                LayerInverse::Factored { g_inv, a_inv, .. } => {
                     product(product(g_inv.as_ref(), x.as_ref()).as_ref(), a_inv.as_ref())
                 }
                 LayerInverse::Exact { q_g, q_a, scale } => eigenbasis_apply(q_g, q_a, scale, &x),

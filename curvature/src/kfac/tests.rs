@@ -222,6 +222,11 @@ fn inverses_times_their_damped_operators_are_the_identity() {
     let factored = kfac.inverse(KfacDamping::Factored { lambda }).unwrap();
     let e = max_relative(&apply(&factored, &apply(&damped, &v)), &v);
     assert!(e < 1e-10, "factored damping: inverse times damped factors off by {e:e}");
+    // Single-precision products agree with the f64 ones to f32 round-off.
+    let single = factored.clone().with_single_precision_products();
+    let (want, got) = (apply(&factored, &v), apply(&single, &v));
+    let e = max_relative(&got, &want);
+    assert!(e < 1e-5 && e > 0.0, "f32 products off by {e:e}");
 
     // EKFAC's inverse against EKFAC + λI.
     let ekfac = pass.ekfac(&KfacKind::Type2).unwrap();
