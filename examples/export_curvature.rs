@@ -14,6 +14,8 @@
 //! `lanczos_hessian.npy` and `lanczos_ggn.npy` hold the top `--lanczos-k` (default 10, at most n) eigenvalues of H
 //! and G, descending, from Lanczos with full reorthogonalization and n steps (round-off accurate),
 //! to compare with `numpy.linalg.eigvalsh` of `hessian.npy` and `ggn.npy`.
+//! `kfac.npy` is the K-FAC approximation of the GGN (block diagonal over layers,
+//! `G_i ⊗ Ā_{i-1}` with type-2 factors, undamped; layout of `curvature::kfac`; MLP only).
 //! The objective is the batch mean of L. Targets are drawn from the model's own predictive
 //! distribution (one-hot rows for the categorical losses).
 
@@ -157,6 +159,8 @@ fn export<M: Model>(
             "activation_term",
             Box::new(FnOperator::new(n, |v| pass.activation_term_vector_product(v, None))),
         ));
+        // Block diagonal over layers, type-2 (H_L's eigen decomposition), undamped.
+        matrices.push(("kfac", Box::new(pass.kfac(&curvature::kfac::KfacKind::Type2)?)));
     }
     for (name, op) in &matrices {
         write_matrix(&path(&format!("{name}.npy")), &op.to_dense()?)?;

@@ -67,6 +67,7 @@
 
 pub mod decomposition;
 pub mod error;
+pub mod kfac;
 pub mod loss;
 pub mod model;
 pub mod npy;

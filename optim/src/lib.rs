@@ -14,6 +14,8 @@
 //!   [`curvature::CurvatureKind`] (block-diagonal ones too), dense or by CG, fixed or
 //!   Levenberg-Marquardt damping (Section 10).
 //! - [`hessian_free::HessianFree`]: Martens (2010).
+//! - [`kfac::KroneckerFactored`]: K-FAC (Martens & Grosse 2015) on [`curvature::kfac`], with the
+//!   step and momentum from the exact 2-D quadratic model.
 //! - [`cg::conjugate_gradient`]: stops and reports on negative curvature or breakdown, keeping
 //!   the last good iterate; [`damping`]: `ρ` and the LM rule; [`schedule`]; [`averaging`].
 //! - [`theory`]: Section 14's exact recursions, Theorems 3, 5 and 6, and a Monte-Carlo simulator.
@@ -59,6 +61,7 @@ pub mod damping;
 pub mod diagonal;
 pub mod error;
 pub mod hessian_free;
+pub mod kfac;
 pub mod natural_gradient;
 pub mod objective;
 pub mod schedule;

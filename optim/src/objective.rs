@@ -6,6 +6,7 @@ use crate::error::{OptimError, Result};
 use autodiff::linalg::{dot, matvec};
 use autodiff::BufferPool;
 use autodiff::Matrix;
+use curvature::kfac::{Kfac, KfacKind};
 use curvature::loss::PredictiveDistribution;
 use curvature::{CurvatureKind, LinearOperator, Model, Problem, ShardedProblem};
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
@@ -30,6 +31,17 @@ pub trait Objective {
 
     /// Moves to the next minibatch (gradient and curvature batches); a no-op for full batches.
     fn next_batch(&mut self) {}
+
+    /// The K-FAC factors of `kind` at θ on the current curvature batch ([`curvature::kfac`]),
+    /// for [`crate::kfac::KroneckerFactored`]. The default errors: only a layered network has them.
+    fn kfac(&mut self, theta: &[f64], kind: &KfacKind) -> Result<Kfac> {
+        let _ = (theta, kind);
+        Err(curvature::CurvatureError::invalid(
+            "Objective::kfac",
+            "this objective has no layered network to take Kronecker factors from",
+        )
+        .into())
+    }
 }
 
 /// The relative asymmetry [`QuadraticObjective::new`] accepts: `|A_ij − A_ji| ≤ 1e-12 · max|A|`,
@@ -346,6 +358,19 @@ impl<M: Model + Sync> Objective for NetworkObjective<'_, M> {
         }
         let problem = Problem { model: self.model, loss: self.loss, x, y };
         Ok(problem.at(theta)?.into_operator(kind)?)
+    }
+
+    fn kfac(&mut self, theta: &[f64], kind: &KfacKind) -> Result<Kfac> {
+        // One thread: the statistics are a few reverse sweeps over the curvature batch.
+        let (x, y) = match (&self.curvature_batch, &self.batch) {
+            (Some((x, y)), _) | (None, Some((x, y))) => (x, y),
+            (None, None) => (self.x, self.y),
+        };
+        let problem = Problem { model: self.model, loss: self.loss, x, y };
+        let mut pools = std::mem::take(&mut self.pools);
+        let kfac = first_pool(&mut pools).scope(|| problem.at(theta)?.kfac(kind));
+        self.pools = pools;
+        Ok(kfac?)
     }
 
     fn next_batch(&mut self) {

@@ -1,7 +1,9 @@
 //! Reproduction 6 (Sections 10, 11.2): the deep autoencoder 784-1000-500-250-30-250-500-1000-784
 //! (logistic units, linear 30-unit code, sigmoid cross-entropy on the output logits) trained on
-//! CURVES-style images with SGD with momentum, Adam, Hessian-free on the GGN, and damped natural
-//! gradient (GGN, CG, Levenberg-Marquardt), compared at equal gradient-equivalent passes.
+//! CURVES-style images with SGD with momentum, Adam, Hessian-free on the GGN, damped natural
+//! gradient (GGN, CG, Levenberg-Marquardt) and K-FAC (Martens & Grosse 2015: Monte-Carlo
+//! factors, step and momentum from the exact 2-D quadratic model), compared at equal
+//! gradient-equivalent passes.
 
 use super::{save_csv, save_plot, Claim, Config, Error, Outcome};
 use crate::data::{curves, read_idx_images};
@@ -13,6 +15,7 @@ use curvature::{Activation, CurvatureKind, Mlp, Problem};
 use optim::cg::CgParams;
 use optim::diagonal::{DiagonalMethod, DiagonalParams};
 use optim::hessian_free::{HessianFree, HessianFreeParams};
+use optim::kfac::{KfacParams, KroneckerFactored};
 use optim::natural_gradient::{DirectionSolve, NaturalGradient, NaturalGradientParams};
 use optim::schedule::Schedule;
 use optim::sgd::GradientDescent;
@@ -81,7 +84,7 @@ pub fn run(config: &Config) -> Result<Outcome, Error> {
     let theta0 = initialize(&mlp, config.seed + 7);
     let initial_error = reconstruction_error(&mlp, &theta0, &x)?;
     out.text(&format!("Data: {source}. {} parameters. Each method gets {budget} gradient-equivalent passes (a full-data gradient = 1, a loss = ⅓, a GGN product = 4/3, scaled by the fraction of the data each touches; curvature uses a quarter of the data). Error: mean over images of Σ(σ(z) − x)² (initial {initial_error:.2}).", mlp.num_params()));
-    // Minibatches of half the data for SGD and Adam; curvature on a quarter for HF and NG.
+    // Minibatches of half the data for SGD and Adam; curvature on a quarter for HF, NG and K-FAC.
     let (batch, curvature_batch) = ((n / 2).max(1), (n / 4).max(1));
     let methods: Vec<(&str, Box<dyn Solver>, bool)> = vec![
         (
@@ -115,6 +118,17 @@ pub fn run(config: &Config) -> Result<Outcome, Error> {
                     progress_epsilon: None,
                     store_iterates: false,
                 }),
+            })?),
+            false,
+        ),
+        (
+            // One Monte-Carlo sample for the factors, inverses every 5 steps (10 in a quick run,
+            // which takes about 8 steps: one refresh of a few seconds), step and momentum from
+            // the exact 2-D model on the GGN.
+            "K-FAC (MC, 2-D model)",
+            Box::new(KroneckerFactored::new(KfacParams {
+                inverse_period: if config.quick { 10 } else { 5 },
+                ..KfacParams::new(10.0)
             })?),
             false,
         ),
