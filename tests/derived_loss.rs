@@ -128,7 +128,8 @@ fn check(seed: u64, depth: u8, pick: u8) -> Result<(), String> {
         EXACT,
     )
     .map_err(|e| e.to_string())?;
-    let fisher_ggn = verify::check_fisher_equals_ggn(&b, EXACT).map_err(|e| e.to_string())?;
+    let fisher_ggn =
+        verify::check_fisher_equals_ggn(&p_derived, &theta, EXACT).map_err(|e| e.to_string())?;
     for report in [gradient, fisher_ggn] {
         if !report.passed() {
             return Err(format!("{label}: {report}"));

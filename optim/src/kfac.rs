@@ -19,7 +19,9 @@
 use crate::damping::{reduction_ratio, LevenbergMarquardt};
 use crate::error::{check_range, OptimError, Result};
 use crate::objective::Objective;
-use crate::solver::{all_finite, loss_and_gradient, norm, Solver, StepReport, Work};
+use crate::solver::{
+    all_finite, loss_and_gradient, norm, Rejection, RejectionCount, Solver, StepReport, Work,
+};
 use autodiff::linalg::dot;
 use curvature::kfac::{Kfac, KfacDamping, KfacInverse, KfacKind};
 use curvature::{CurvatureKind, LinearOperator};
@@ -134,6 +136,7 @@ pub struct KroneckerFactored {
     inverse: Option<KfacInverse>,
     previous: Option<Vec<f64>>,
     k: usize,
+    rejections: RejectionCount,
 }
 
 impl KroneckerFactored {
@@ -166,7 +169,15 @@ impl KroneckerFactored {
         // Martens & Grosse's ω₁ = (19/20) per step.
         lm.decrease = 19.0 / 20.0;
         lm.increase = 20.0 / 19.0;
-        Ok(KroneckerFactored { lm, params, factors: None, inverse: None, previous: None, k: 0 })
+        Ok(KroneckerFactored {
+            lm,
+            params,
+            factors: None,
+            inverse: None,
+            previous: None,
+            k: 0,
+            rejections: RejectionCount::default(),
+        })
     }
 
     /// The current damping `λ`.
@@ -233,7 +244,14 @@ impl Solver for KroneckerFactored {
         let delta = self.proposal(theta, &g, objective, &mut work)?;
         self.k += 1;
         if !all_finite(&delta) {
-            return Err(OptimError::NonFinite { op: op.into(), detail: "K-FAC proposal".into() });
+            // A non-finite proposal is a rejected step like any other (θ unchanged, λ raised).
+            self.lm.update(f64::NAN);
+            self.previous = None;
+            let mut report = StepReport::basic(loss, 0.0, 0.0, work);
+            report.lambda = Some(self.lm.lambda);
+            report.rejected = Some(Rejection::NonFiniteStep);
+            objective.next_batch();
+            return self.rejections.settle("K-FAC", report);
         }
         let lambda = self.lm.lambda;
         let previous = if self.params.momentum { self.previous.take() } else { None };
@@ -263,9 +281,12 @@ impl Solver for KroneckerFactored {
         report.lambda = Some(lambda);
         if !all_finite(&step) {
             self.lm.update(f64::NAN);
+            self.previous = None;
+            report.step_size = 0.0;
             report.step_norm = 0.0;
+            report.rejected = Some(Rejection::NonFiniteStep);
             objective.next_batch();
-            return Ok(report);
+            return self.rejections.settle("K-FAC", report);
         }
         let candidate: Vec<f64> = theta.iter().zip(&step).map(|(t, s)| t + s).collect();
         let new_loss = objective.loss(&candidate)?;
@@ -280,14 +301,21 @@ impl Solver for KroneckerFactored {
         report.rho = Some(rho);
         if !(new_loss.is_finite() && new_loss <= loss) {
             // Rejected: θ unchanged, momentum restarts.
+            report.step_size = 0.0;
             report.step_norm = 0.0;
+            report.rejected = Some(if new_loss.is_finite() {
+                Rejection::NoDecrease
+            } else {
+                Rejection::NonFiniteLoss
+            });
+            self.previous = None;
             objective.next_batch();
-            return Ok(report);
+            return self.rejections.settle("K-FAC", report);
         }
         theta.copy_from_slice(&candidate);
         self.previous = Some(step);
         objective.next_batch();
-        Ok(report)
+        self.rejections.settle("K-FAC", report)
     }
 }
 
@@ -419,6 +447,21 @@ mod tests {
         assert!(solver.lambda() > 0.5, "λ should rise after a failed step");
         // The proposal was the exact minimizer here: Δ = −(I + λ-damping)⁻¹ θ, α from the model.
         assert!(r.predicted_reduction.is_some_and(|p| p > 0.0));
+        assert_eq!(r.rejected, Some(Rejection::NonFiniteLoss));
+        // Every later step is rejected the same way, θ unchanged, until the bound, which is an
+        // error naming the solver and the cause.
+        for _ in 1..crate::MAX_NON_FINITE_REJECTIONS - 1 {
+            let r = solver.step(&mut theta, &mut objective).unwrap();
+            assert_eq!(r.rejected, Some(Rejection::NonFiniteLoss));
+        }
+        match solver.step(&mut theta, &mut objective) {
+            Err(OptimError::RepeatedRejection { solver, cause, .. }) => {
+                assert_eq!(solver, "K-FAC");
+                assert_eq!(cause, Rejection::NonFiniteLoss);
+            }
+            other => panic!("expected RepeatedRejection, got {other:?}"),
+        }
+        assert_eq!(theta, theta0);
     }
 
     #[test]

@@ -287,7 +287,7 @@ fn whole_network_products_agree_with_the_closed_forms() {
                 .assert_passed();
         }
         if tape.is_natural_parameter() {
-            check_fisher_equals_ggn(&b, 1e-12).unwrap().assert_passed();
+            check_fisher_equals_ggn(&p_tape, &theta, 1e-12).unwrap().assert_passed();
         }
     }
 }

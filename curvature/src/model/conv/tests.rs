@@ -115,8 +115,7 @@ fn first_order_products_and_eqn_6_hold() {
         let u = random_matrix(x.rows(), 3, &mut rng);
         verify::check_jacobian_vector_product(&problem, &theta, &v, 1e-8).unwrap().assert_passed();
         verify::check_adjoint(&problem, &theta, &u, &v, 1e-12).unwrap().assert_passed();
-        let pass = problem.at(&theta).unwrap();
-        verify::check_ggn_residual_identity(&pass, 1e-10).unwrap().assert_passed();
+        verify::check_ggn_residual_identity(&problem, &theta, 1e-10).unwrap().assert_passed();
     }
 }
 
@@ -128,7 +127,7 @@ fn ggn_is_symmetric_psd_and_equals_the_fisher() {
     let pass = problem.at(&theta).unwrap();
     verify::check_symmetric(&pass.ggn(), 1e-12).unwrap().assert_passed();
     verify::check_positive_semidefinite(&pass.ggn(), 1e-12).unwrap().assert_passed();
-    verify::check_fisher_equals_ggn(&pass, 1e-12).unwrap().assert_passed();
+    verify::check_fisher_equals_ggn(&problem, &theta, 1e-12).unwrap().assert_passed();
     // The GGN of a conv net with more parameters than outputs·batch is singular, and not 0.
     let g = pass.ggn().to_dense().unwrap();
     assert!(g.data().iter().any(|v| v.abs() > 1e-6));
