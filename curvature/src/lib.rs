@@ -64,6 +64,7 @@
 //! # Ok::<(), curvature::CurvatureError>(())
 //! ```
 
+pub mod checks;
 pub mod decomposition;
 pub mod error;
 pub mod loss;

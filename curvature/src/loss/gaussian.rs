@@ -17,6 +17,10 @@ impl PredictiveDistribution for SquaredError {
     fn target_dim(&self, output_dim: usize) -> Result<usize> {
         Ok(output_dim)
     }
+    /// Finite targets ([`finite_target`](super::finite_target)).
+    fn check_target(&self, y: &[f64]) -> std::result::Result<(), super::TargetIssue> {
+        super::finite_target(y)
+    }
     fn loss(&self, z: &[f64], y: &[f64]) -> f64 {
         0.5 * z.iter().zip(y).map(|(a, b)| (a - b).powi(2)).sum::<f64>()
     }
@@ -85,6 +89,10 @@ impl PredictiveDistribution for GaussianNatural {
             None => Ok(()),
         }
     }
+    /// Finite targets ([`finite_target`](super::finite_target)).
+    fn check_target(&self, y: &[f64]) -> std::result::Result<(), super::TargetIssue> {
+        super::finite_target(y)
+    }
     fn loss(&self, z: &[f64], y: &[f64]) -> f64 {
         let (e1, e2) = halves(z);
         (0..y.len())
@@ -143,6 +151,10 @@ impl PredictiveDistribution for GaussianMeanLogVar {
     }
     fn target_dim(&self, output_dim: usize) -> Result<usize> {
         even_target("gaussian_mean_logvar", output_dim)
+    }
+    /// Finite targets ([`finite_target`](super::finite_target)).
+    fn check_target(&self, y: &[f64]) -> std::result::Result<(), super::TargetIssue> {
+        super::finite_target(y)
     }
     fn loss(&self, z: &[f64], y: &[f64]) -> f64 {
         let (mu, g) = halves(z);
