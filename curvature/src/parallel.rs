@@ -83,9 +83,8 @@ fn parallel_map<I: Send, R: Send>(items: Vec<I>, f: impl Fn(I) -> R + Sync) -> V
         let mut items = items.into_iter();
         let first = items.next();
         let f = &f;
-        let workers: Vec<_> = items
-            .map(|item| s.spawn(move || with_finite_checks(checks, || f(item))))
-            .collect();
+        let workers: Vec<_> =
+            items.map(|item| s.spawn(move || with_finite_checks(checks, || f(item)))).collect();
         let mut out: Vec<R> = first.map(f).into_iter().collect();
         for w in workers {
             out.push(w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
