@@ -19,11 +19,14 @@
 //! `round_robin_times`). The `f32` rows run every op but `F v` on `autodiff` directly
 //! ([`tape_ops`]; `curvature` is `f64`), on t threads over t row blocks of the batch
 //! ([`sharded_f32`], as `ShardedProblem` does), each first checked against its `f64` result;
-//! their `÷ grad*` is to the `f32` gradient.
+//! their `÷ grad*` is to the `f32` gradient. After each workload's rows, one line gives what
+//! the finite checks cost: each one-thread `f64` op checked (the default) over unchecked
+//! (`curvature::checks::without_finite_checks`), the median of back-to-back pairs.
 
 use autodiff::random::{random_matrix, random_vector};
 use autodiff::{BufferPool, Dual, Matrix, Scalar};
 use curvature::loss::{BernoulliLogits, PredictiveDistribution, SoftmaxCrossEntropy};
+use curvature::checks::without_finite_checks;
 use curvature::{Activation, Mlp, Problem, ShardedProblem};
 use rand::{rngs::StdRng, SeedableRng};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -621,6 +624,20 @@ fn paired_ratio(runs: usize, a: &mut dyn FnMut(), b: &mut dyn FnMut()) -> f64 {
     ratios[ratios.len() / 2]
 }
 
+/// For each one-thread f64 op, the median over `pairs` back-to-back runs of its time with the
+/// finite checks on (the default) over its time inside `without_finite_checks`: what the checks
+/// cost (issue 17: within 2%).
+fn finite_check_ratios(inp: &Inputs<'_>, ops: &[String], pairs: usize) -> Vec<(String, f64)> {
+    ops.iter()
+        .filter_map(|op| {
+            let mut checked = op_closure(inp, None, None, op, "f64")?;
+            let mut unchecked_run = op_closure(inp, None, None, op, "f64")?;
+            let mut unchecked = move || without_finite_checks(&mut unchecked_run);
+            Some((op.clone(), paired_ratio(pairs, &mut unchecked, &mut checked)))
+        })
+        .collect()
+}
+
 fn main() {
     let args = match parse_args() {
         Ok(a) => a,
@@ -814,6 +831,22 @@ fn main() {
                         w.name
                     ));
                 }
+            }
+        }
+        if args.threads.contains(&1) && args.dtypes.iter().any(|d| d == "f64") {
+            let ratios = finite_check_ratios(&inputs, &args.ops, runs.min(20));
+            println!(
+                "{} finite checks (curvature::checks, on by default): checked ÷ unchecked, one \
+                 thread f64, median of {} back-to-back pairs: {}",
+                w.name,
+                runs.min(20),
+                ratios.iter().map(|(op, r)| format!("{op} {r:.3}")).collect::<Vec<_>>().join(", ")
+            );
+            for (op, r) in &ratios {
+                json.push(format!(
+                    "{{\"workload\":\"{}\",\"op\":\"{op}\",\"dtype\":\"f64\",\"threads\":1,\"paired_checked_over_unchecked\":{r:e}}}",
+                    w.name
+                ));
             }
         }
         if w.name == "w1" && args.ops.iter().any(|o| o == "gradient") {

@@ -142,6 +142,10 @@ impl PredictiveDistribution for GaussianNatural {
 /// `H_L = [[e^{−γ}, (y − μ)e^{−γ}], [(y − μ)e^{−γ}, ½(y − μ)²e^{−γ}]]` per dimension, which is
 /// indefinite e.g. at `y = 2, μ = γ = 0` (`[[1, 2], [2, 2]]`), while `F_R = diag(e^{−γ}, ½)` is
 /// positive definite: `z` is not a natural parameter, and the GGN is not a Fisher (Section 9.2).
+///
+/// Range: `e^{−γ}` overflows for `γ < −709.78` (`ln f64::MAX`), where the loss is infinite;
+/// with the [finite checks](crate::checks) on, [`ForwardPass::loss`](crate::ForwardPass::loss)
+/// reports it as a [`NonFinite`](crate::CurvatureError::NonFinite) loss naming the row.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct GaussianMeanLogVar;
 
