@@ -86,26 +86,27 @@ pub(crate) fn check_finite_always(
     cols: usize,
     quantity: impl FnOnce() -> String,
 ) -> Result<()> {
-    // The fast path is branch-free over eight lanes, which the compiler vectorizes; the
-    // position is looked up only on the error path. `x - x` is 0 for a finite x and NaN for
-    // NaN or ±∞, and a NaN stays in its lane.
-    let mut lanes = [0.0f64; 8];
-    let chunks = values.chunks_exact(8);
+    // The fast path sums the values in sixteen independent lanes (one add per element, which
+    // the compiler vectorizes): a NaN or ±∞ makes its lane's sum non-finite. Finite values
+    // whose sum overflows do too; the exact scan below then finds nothing and returns Ok, so
+    // that case only costs a second pass.
+    let mut lanes = [0.0f64; 16];
+    let chunks = values.chunks_exact(16);
     let tail = chunks.remainder();
     for chunk in chunks {
         for (lane, x) in lanes.iter_mut().zip(chunk) {
-            *lane += x - x;
+            *lane += x;
         }
     }
-    if lanes.iter().all(|&l| l == 0.0) && tail.iter().all(|x| x.is_finite()) {
+    if lanes.iter().all(|l| l.is_finite()) && tail.iter().all(|x| x.is_finite()) {
         return Ok(());
     }
-    let index = values.iter().position(|x| !x.is_finite()).unwrap_or(0);
+    let Some(index) = values.iter().position(|x| !x.is_finite()) else { return Ok(()) };
     Err(CurvatureError::NonFinite {
         quantity: quantity(),
         index,
         cols: cols.max(1),
-        value: values.get(index).copied().unwrap_or(f64::NAN),
+        value: values[index],
     })
 }
 
@@ -116,6 +117,19 @@ mod tests {
     #[test]
     fn the_first_bad_element_is_named_and_the_setting_is_restored() {
         assert!(check_finite(&[1.0, 2.0, -3.0], 1, || "v".into()).is_ok());
+        // Finite values whose sum overflows in one lane (0 and 16) are still finite.
+        let mut big = vec![1e308; 40];
+        assert!(check_finite(&big, 1, || "v".into()).is_ok());
+        // A bad value in the tail, and one after an overflowed lane, are found.
+        big[37] = f64::NAN;
+        let found = |big: &[f64]| match check_finite(big, 1, || "v".into()) {
+            Err(CurvatureError::NonFinite { index, .. }) => Some(index),
+            _ => None,
+        };
+        assert_eq!(found(&big), Some(37));
+        big[37] = 0.0;
+        big[32] = f64::NEG_INFINITY;
+        assert_eq!(found(&big), Some(32));
         for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
             let err = check_finite(&[0.0, 1.0, 2.0, bad, bad], 2, || "x".into()).unwrap_err();
             assert!(
