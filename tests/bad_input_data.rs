@@ -126,7 +126,9 @@ fn random_truncated_and_mutated_bytes_are_ok_or_err_and_ok_only_when_sizes_match
         }
         // Gzipped, and gzipped then truncated (a bad stream is an error, not a panic).
         let gz = gzip(&file);
-        assert!(matches!(parse_idx(&gz, "g"), Ok((ref d, ref x)) if *x == data && d.len() == dims.len()));
+        assert!(
+            matches!(parse_idx(&gz, "g"), Ok((ref d, ref x)) if *x == data && d.len() == dims.len())
+        );
         for cut in [2, gz.len() / 2, gz.len() - 1] {
             assert!(parse_idx(&gz[..cut], "g").is_err(), "a truncated gzip stream parsed");
         }

@@ -35,7 +35,10 @@ fn reshape_rejects_a_wrapping_shape() {
     let tape = Tape::<f64>::new();
     let a = tape.input(m);
     let err = a.reshape((1 << 63) + 1, 2).unwrap_err();
-    assert!(matches!(err, AutodiffError::ShapeMismatch { ref op, .. } if op == "reshape"), "{err:?}");
+    assert!(
+        matches!(err, AutodiffError::ShapeMismatch { ref op, .. } if op == "reshape"),
+        "{err:?}"
+    );
 }
 
 #[test]

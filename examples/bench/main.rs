@@ -25,8 +25,8 @@
 
 use autodiff::random::{random_matrix, random_vector};
 use autodiff::{BufferPool, Dual, Matrix, Scalar};
-use curvature::loss::{BernoulliLogits, PredictiveDistribution, SoftmaxCrossEntropy};
 use curvature::checks::without_finite_checks;
+use curvature::loss::{BernoulliLogits, PredictiveDistribution, SoftmaxCrossEntropy};
 use curvature::{Activation, Mlp, Problem, ShardedProblem};
 use rand::{rngs::StdRng, SeedableRng};
 use std::alloc::{GlobalAlloc, Layout, System};
