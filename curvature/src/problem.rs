@@ -81,6 +81,7 @@ impl<'a, M: Model> Problem<'a, M> {
     /// `∇_z h` and `J v` are the two parts of the dual output. No `f64` forward pass is
     /// recorded, so at a new θ this is one forward pass cheaper than
     /// `problem.at(θ)?.hessian_vector_product(v)`.
+    /// With the [finite checks](crate::checks) on, θ, `v` and the result are checked.
     pub fn hessian_vector_product(&self, theta: &[f64], v: &[f64]) -> Result<Vec<f64>> {
         let n = self.dim();
         if theta.len() != n {
@@ -95,7 +96,10 @@ impl<'a, M: Model> Problem<'a, M> {
         check_result("hessian_vector_product", hv)
     }
 
-    /// Runs the forward pass at θ and keeps it for the products.
+    /// Runs the forward pass at θ and keeps it for the products. With the
+    /// [finite checks](crate::checks) on (the default), a NaN or ±∞ in θ, or in the output `z`
+    /// (an overflow inside the network), is a [`CurvatureError::NonFinite`]; every product of
+    /// the pass then checks its `v` and its result the same way.
     pub fn at(&self, theta: &[f64]) -> Result<ForwardPass<'a, M>> {
         ForwardPass::new(*self, Theta::Copied(theta))
     }
