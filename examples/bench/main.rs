@@ -646,7 +646,7 @@ fn finite_check_ratios(inp: &Inputs<'_>, ops: &[String], pairs: usize) -> Vec<(S
 fn alternating_ratio(pairs: usize, a: &mut dyn FnMut(), b: &mut dyn FnMut()) -> f64 {
     a();
     b();
-    let mut time = |f: &mut dyn FnMut()| {
+    let time = |f: &mut dyn FnMut()| {
         let start = Instant::now();
         f();
         start.elapsed().as_secs_f64()
