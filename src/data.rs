@@ -110,12 +110,23 @@ pub fn parse_idx(bytes: &[u8], path: &str) -> Result<(Vec<usize>, Vec<u8>), Data
             u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize
         })
         .collect();
-    let count: usize = dims.iter().product();
-    if bytes.len() != header + count {
-        return Err(bad(&format!(
-            "expected {count} data bytes for dimensions {dims:?}, found {}",
-            bytes.len() - header
-        )));
+    // The product of the dimensions comes from the file: checked, so that a header whose
+    // product wraps around (e.g. [2^22, 2^21, 2^21] to 0) is not taken for a small file.
+    let count = dims.iter().try_fold(1usize, |total, &d| total.checked_mul(d));
+    let found = bytes.len() - header;
+    match count {
+        None => {
+            return Err(bad(&format!(
+                "dimensions {dims:?} hold more elements than memory can (their product \
+                 overflows), found {found} data bytes"
+            )))
+        }
+        Some(count) if count != found => {
+            return Err(bad(&format!(
+                "expected {count} data bytes for dimensions {dims:?}, found {found}"
+            )))
+        }
+        Some(_) => {}
     }
     Ok((dims, bytes[header..].to_vec()))
 }
@@ -132,12 +143,13 @@ pub fn read_idx_images(path: &Path) -> Result<Matrix<f64>, DataError> {
             reason: format!("images need 3 dimensions, found {dims:?}"),
         });
     }
-    Ok(Matrix::from_vec(
-        dims[0],
-        dims[1] * dims[2],
-        data.iter().map(|&b| b as f64 / 255.0).collect(),
-    )
-    .expect("sizes checked"))
+    // parse_idx checked the product of the three dimensions, unless one of them is 0.
+    let pixels = dims[1].checked_mul(dims[2]).ok_or_else(|| DataError::Format {
+        path: name.clone(),
+        reason: format!("images of {}×{} pixels are more than memory can hold", dims[1], dims[2]),
+    })?;
+    Matrix::from_vec(dims[0], pixels, data.iter().map(|&b| b as f64 / 255.0).collect())
+        .map_err(|e| DataError::Format { path: name, reason: e.to_string() })
 }
 
 #[cfg(test)]

@@ -25,9 +25,15 @@ impl Shape {
         Shape { rows, cols }
     }
 
-    /// Number of elements.
+    /// Number of elements (saturating at `usize::MAX`: a shape too large to hold is never
+    /// mistaken for a small one; [`checked_len`](Self::checked_len) tells the two apart).
     pub const fn len(&self) -> usize {
-        self.rows * self.cols
+        self.rows.saturating_mul(self.cols)
+    }
+
+    /// Number of elements, or `None` if `rows × cols` overflows `usize`.
+    pub const fn checked_len(&self) -> Option<usize> {
+        self.rows.checked_mul(self.cols)
     }
 
     /// Whether the shape holds no element.
@@ -50,10 +56,34 @@ pub struct Matrix<T> {
     data: Vec<T>,
 }
 
+/// The number of elements of a `rows×cols` matrix of `T`, or an error naming `op` and the shape
+/// if it overflows `usize` or its bytes overflow `isize::MAX` (the most one buffer can hold).
+pub(crate) fn checked_size<T>(op: &str, rows: usize, cols: usize) -> Result<usize, AutodiffError> {
+    let len = rows.checked_mul(cols);
+    match len.and_then(|n| n.checked_mul(std::mem::size_of::<T>().max(1))) {
+        Some(bytes) if bytes <= isize::MAX as usize => Ok(len.unwrap_or(0)),
+        _ => Err(AutodiffError::invalid(
+            op,
+            format!(
+                "a {rows}×{cols} matrix of {}-byte elements is larger than memory can hold",
+                std::mem::size_of::<T>()
+            ),
+        )),
+    }
+}
+
+/// [`checked_size`] for the constructors that return `Self`: a size that cannot exist is a bug
+/// in the caller, reported with the shape instead of wrapping around.
+fn size_or_panic<T>(op: &str, rows: usize, cols: usize) -> usize {
+    checked_size::<T>(op, rows, cols).unwrap_or_else(|e| panic!("{e}"))
+}
+
 impl<T: Copy> Matrix<T> {
-    /// A matrix from row-major data; errors if `data.len() != rows * cols`.
+    /// A matrix from row-major data; errors if `data.len() != rows * cols`, or if `rows × cols`
+    /// overflows (an error naming the shape, never a wrapped product that happens to match).
     pub fn from_vec(rows: usize, cols: usize, data: Vec<T>) -> Result<Self, AutodiffError> {
-        if data.len() != rows * cols {
+        let len = checked_size::<T>("Matrix::from_vec", rows, cols)?;
+        if data.len() != len {
             return Err(AutodiffError::ShapeMismatch {
                 op: "Matrix::from_vec".into(),
                 lhs: Shape::new(rows, cols),
@@ -74,12 +104,16 @@ impl<T: Copy> Matrix<T> {
     }
 
     /// A matrix whose `(i, j)` element is `f(i, j)`.
+    ///
+    /// # Panics
+    /// If `rows × cols` elements cannot exist (they overflow `usize` or `isize::MAX` bytes).
     pub fn from_fn(rows: usize, cols: usize, mut f: impl FnMut(usize, usize) -> T) -> Self {
+        let len = size_or_panic::<T>("Matrix::from_fn", rows, cols);
         let data = if cols == 1 {
             // A column (θ-sized, in `H v`): one counted loop rather than a push per element.
             buffers::collect(rows, (0..rows).map(|i| f(i, 0)))
         } else {
-            let mut data = buffers::with_capacity(rows * cols);
+            let mut data = buffers::with_capacity(len);
             for i in 0..rows {
                 data.extend((0..cols).map(|j| f(i, j)));
             }
@@ -89,8 +123,26 @@ impl<T: Copy> Matrix<T> {
     }
 
     /// A matrix with every element equal to `value`.
+    ///
+    /// # Panics
+    /// If `rows × cols` elements cannot exist (they overflow `usize` or `isize::MAX` bytes);
+    /// [`try_filled`](Self::try_filled) is for sizes that come from input.
     pub fn filled(rows: usize, cols: usize, value: T) -> Self {
-        Matrix { rows, cols, data: buffers::filled(rows * cols, value) }
+        let len = size_or_panic::<T>("Matrix::filled", rows, cols);
+        Matrix { rows, cols, data: buffers::filled(len, value) }
+    }
+
+    /// As [`filled`](Self::filled), for sizes that come from input: an error naming the shape
+    /// if `rows × cols` overflows, or if the allocator cannot provide the memory (instead of
+    /// aborting the process).
+    pub fn try_filled(rows: usize, cols: usize, value: T) -> Result<Self, AutodiffError> {
+        let len = checked_size::<T>("Matrix::try_filled", rows, cols)?;
+        let mut data = Vec::new();
+        data.try_reserve_exact(len).map_err(|e| {
+            AutodiffError::invalid("Matrix::try_filled", format!("a {rows}×{cols} matrix: {e}"))
+        })?;
+        data.resize(len, value);
+        Ok(Matrix { rows, cols, data })
     }
 
     /// Number of rows.
@@ -189,8 +241,18 @@ impl<T: Copy> Matrix<T> {
 
 impl<T: Copy + Default> Matrix<T> {
     /// A `rows×cols` matrix of zeros (`T::default()`).
+    ///
+    /// # Panics
+    /// As [`filled`](Matrix::filled); [`try_zeros`](Self::try_zeros) is for sizes that come
+    /// from input.
     pub fn zeros(rows: usize, cols: usize) -> Self {
         Matrix::filled(rows, cols, T::default())
+    }
+
+    /// As [`zeros`](Self::zeros), with an error instead of a panic or an abort
+    /// ([`try_filled`](Matrix::try_filled)).
+    pub fn try_zeros(rows: usize, cols: usize) -> Result<Self, AutodiffError> {
+        Matrix::try_filled(rows, cols, T::default())
     }
 }
 
@@ -285,7 +347,7 @@ impl<'a, T> MatRef<'a, T> {
 
     /// A view of a row-major slice as `rows×cols`; `None` if the length does not match.
     pub fn from_slice(data: &'a [T], rows: usize, cols: usize) -> Option<Self> {
-        (data.len() == rows * cols).then_some(MatRef {
+        (rows.checked_mul(cols) == Some(data.len())).then_some(MatRef {
             ptr: data.as_ptr(),
             rows,
             cols,
@@ -383,7 +445,7 @@ impl<'a, T> MatMut<'a, T> {
 
     /// A mutable view of a row-major slice as `rows×cols`; `None` if the length does not match.
     pub fn from_slice(data: &'a mut [T], rows: usize, cols: usize) -> Option<Self> {
-        (data.len() == rows * cols).then_some(MatMut {
+        (rows.checked_mul(cols) == Some(data.len())).then_some(MatMut {
             ptr: data.as_mut_ptr(),
             rows,
             cols,

@@ -307,12 +307,13 @@ impl<'t, T: Scalar> Var<'t, T> {
     /// how a flat parameter vector θ is viewed as weight matrices and biases.
     pub fn slice(self, start: usize, rows: usize, cols: usize) -> Result<Var<'t, T>> {
         let len = self.shape().len();
-        let end = start.checked_add(rows * cols).filter(|&e| e <= len);
+        let count = rows.checked_mul(cols);
+        let end = count.and_then(|c| start.checked_add(c)).filter(|&e| e <= len);
         let Some(end) = end else {
             return Err(AutodiffError::SliceOutOfRange {
                 op: "slice".into(),
                 start,
-                end: start.saturating_add(rows * cols),
+                end: start.saturating_add(rows.saturating_mul(cols)),
                 len,
             });
         };
@@ -325,7 +326,7 @@ impl<'t, T: Scalar> Var<'t, T> {
     /// The same elements (row-major order) with shape `rows×cols`.
     pub fn reshape(self, rows: usize, cols: usize) -> Result<Var<'t, T>> {
         let s = self.shape();
-        if s.len() != rows * cols {
+        if rows.checked_mul(cols) != s.checked_len() {
             return Err(AutodiffError::shape("reshape", s, Shape::new(rows, cols)));
         }
         self.record(Op::Reshape(self.index), |v| {

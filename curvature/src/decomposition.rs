@@ -24,7 +24,7 @@
 
 use crate::error::Result;
 use crate::model::Model;
-use crate::problem::ForwardPass;
+use crate::problem::{check_result, ForwardPass};
 use autodiff::{Matrix, Scalar};
 
 impl<M: Model> ForwardPass<'_, M> {
@@ -64,9 +64,7 @@ impl<M: Model> ForwardPass<'_, M> {
     /// batch; only layer `i`'s block row when `layer = Some(i)` (1-based).
     pub fn c_vector_product(&self, v: &[f64], layer: Option<usize>) -> Result<Vec<f64>> {
         let layers = self.checked_layers("c_vector_product")?;
-        if v.len() != self.dim() {
-            return Err(crate::CurvatureError::length("c_vector_product (v)", self.dim(), v.len()));
-        }
+        self.check_input("c_vector_product", v)?;
         let adjoints = self.adjoints()?;
         let tangents = self.theta_tangents(v)?;
         let mut out = vec![0.0; self.dim()];
@@ -87,19 +85,13 @@ impl<M: Model> ForwardPass<'_, M> {
                 *o += c;
             }
         }
-        Ok(out)
+        check_result("c_vector_product", out)
     }
 
     /// `Cᵀ v`: one reverse sweep with seeds `∇_{s_i}h · V_{W_i}` on the `a_{i-1}` nodes.
     pub fn c_transpose_vector_product(&self, v: &[f64], layer: Option<usize>) -> Result<Vec<f64>> {
         let layers = self.checked_layers("c_transpose_vector_product")?;
-        if v.len() != self.dim() {
-            return Err(crate::CurvatureError::length(
-                "c_transpose_vector_product (v)",
-                self.dim(),
-                v.len(),
-            ));
-        }
+        self.check_input("c_transpose_vector_product", v)?;
         let adjoints = self.adjoints()?;
         let mut seeds = Vec::new();
         for (i, l) in layers.iter().enumerate() {
@@ -114,7 +106,7 @@ impl<M: Model> ForwardPass<'_, M> {
             seeds.push((l.input, seed));
         }
         let seeds: Vec<(usize, &Matrix<f64>)> = seeds.iter().map(|(i, m)| (*i, m)).collect();
-        self.backward_from(&seeds)
+        check_result("c_transpose_vector_product", self.backward_from(&seeds)?)
     }
 
     /// The activation-curvature term `Σ_i J_{s_i}ᵀ (Σ_j [∇_{a_i}h]_j H_{[φ_i(s_i)]_j}) J_{s_i} v`
@@ -126,13 +118,7 @@ impl<M: Model> ForwardPass<'_, M> {
         layer: Option<usize>,
     ) -> Result<Vec<f64>> {
         let layers = self.checked_layers("activation_term_vector_product")?;
-        if v.len() != self.dim() {
-            return Err(crate::CurvatureError::length(
-                "activation_term_vector_product (v)",
-                self.dim(),
-                v.len(),
-            ));
-        }
+        self.check_input("activation_term_vector_product", v)?;
         let adjoints = self.adjoints()?;
         let tangents = self.theta_tangents(v)?;
         let mut seeds = Vec::new();
@@ -158,7 +144,7 @@ impl<M: Model> ForwardPass<'_, M> {
             seeds.push((l.s, seed));
         }
         let seeds: Vec<(usize, &Matrix<f64>)> = seeds.iter().map(|(i, m)| (*i, m)).collect();
-        self.backward_from(&seeds)
+        check_result("activation_term_vector_product", self.backward_from(&seeds)?)
     }
 }
 

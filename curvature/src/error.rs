@@ -27,6 +27,32 @@ pub enum CurvatureError {
         /// What is wrong.
         reason: String,
     },
+    /// A NaN or an infinity in an input or a result while finite checks are on (the default;
+    /// see [`checks`](crate::checks)).
+    #[error("{quantity}: non-finite value {value} at {}", position(*.index, *.cols))]
+    NonFinite {
+        /// What holds the value: `theta`, `x`, `y`, `v in ggn_vector_product`, `loss`, …
+        quantity: String,
+        /// The first bad element (row-major for a matrix).
+        index: usize,
+        /// The quantity's number of columns (1 for a vector), to name the row and column.
+        cols: usize,
+        /// The value found there.
+        value: f64,
+    },
+    /// A target row outside the support of the loss's distribution
+    /// ([`PredictiveDistribution::check_target`](crate::loss::PredictiveDistribution::check_target)).
+    #[error("{loss} targets, row {row}{}: {reason}", column_suffix(*.column))]
+    InvalidTarget {
+        /// The loss's name.
+        loss: String,
+        /// The first bad row of `y`.
+        row: usize,
+        /// The bad column in that row, when one element is to blame.
+        column: Option<usize>,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl CurvatureError {
@@ -47,3 +73,16 @@ impl CurvatureError {
 
 /// The crate's result type.
 pub type Result<T, E = CurvatureError> = std::result::Result<T, E>;
+
+/// `row r, column c (index i)` for a matrix, `index i` for a vector.
+fn position(index: usize, cols: usize) -> String {
+    if cols > 1 {
+        format!("row {}, column {} (index {index})", index / cols, index % cols)
+    } else {
+        format!("index {index}")
+    }
+}
+
+fn column_suffix(column: Option<usize>) -> String {
+    column.map_or_else(String::new, |c| format!(", column {c}"))
+}

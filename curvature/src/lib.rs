@@ -42,6 +42,18 @@
 //! allocates from its own [`autodiff::BufferPool`], so a worker thread reuses the buffers of
 //! its last pass instead of faulting in fresh pages every time.
 //!
+//! **Errors and checks**: bad input is a [`CurvatureError`] naming the quantity, never a panic
+//! or a silent NaN. Sizes are checked arithmetic ([`Mlp::new`] refuses widths whose parameter
+//! count overflows); [`Problem::new`] checks every target row against its loss
+//! ([`loss::PredictiveDistribution::check_target`]: probability rows for the categoricals,
+//! `[0, 1]` for Bernoulli, finite for the Gaussians; [`CurvatureError::InvalidTarget`] names
+//! the row and column). The [`checks`] module's finite checks, on by default, turn a NaN or
+//! ±∞ in θ, `x`, `y`, `v`, or in a loss or product computed from finite inputs, into a
+//! [`CurvatureError::NonFinite`] naming the quantity and the first bad index; each is one
+//! linear scan of a vector the product touches anyway (the benchmark prints the checked over
+//! unchecked ratio), and [`checks::without_finite_checks`] turns them off for speed-critical
+//! loops.
+//!
 //! # Example
 //! ```
 //! use curvature::loss::SoftmaxCrossEntropy;
@@ -65,6 +77,7 @@
 //! # Ok::<(), curvature::CurvatureError>(())
 //! ```
 
+pub mod checks;
 pub mod decomposition;
 pub mod error;
 pub mod kfac;

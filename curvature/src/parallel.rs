@@ -25,6 +25,7 @@
 //! # Ok::<(), curvature::CurvatureError>(())
 //! ```
 
+use crate::checks::{check_finite, finite_checks_enabled, with_finite_checks};
 use crate::error::{CurvatureError, Result};
 use crate::loss::PredictiveDistribution;
 use crate::model::Model;
@@ -74,13 +75,16 @@ fn in_pool<R>(pool: &Mutex<BufferPool>, f: impl FnOnce() -> R) -> R {
 }
 
 /// `f` on every item, the first on this thread and the others on scoped threads; a panic in
-/// a worker is resumed here.
+/// a worker is resumed here. The workers take this thread's [finite checks](crate::checks)
+/// setting.
 fn parallel_map<I: Send, R: Send>(items: Vec<I>, f: impl Fn(I) -> R + Sync) -> Vec<R> {
+    let checks = finite_checks_enabled();
     thread::scope(|s| {
         let mut items = items.into_iter();
         let first = items.next();
         let f = &f;
-        let workers: Vec<_> = items.map(|item| s.spawn(move || f(item))).collect();
+        let workers: Vec<_> =
+            items.map(|item| s.spawn(move || with_finite_checks(checks, || f(item)))).collect();
         let mut out: Vec<R> = first.map(f).into_iter().collect();
         for w in workers {
             out.push(w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
@@ -267,9 +271,13 @@ impl<M: Model + Sync> ShardedPass<'_, M> {
 
     fn weighted(
         &self,
+        op: &str,
         f: impl Fn(&ForwardPass<'_, M>) -> Result<Vec<f64>> + Sync,
     ) -> Result<Vec<f64>> {
-        weighted_sum(self.each(f), &self.weights, self.pools)
+        // Each block checked its own part; a sum of finite parts can still overflow.
+        let total = weighted_sum(self.each(f), &self.weights, self.pools)?;
+        check_finite(&total, 1, || format!("result of {op}"))?;
+        Ok(total)
     }
 
     fn output_rows(&self) -> Vec<usize> {
@@ -284,7 +292,7 @@ impl<M: Model + Sync> ShardedPass<'_, M> {
 
     /// `∇h(θ)` (eqn 1).
     pub fn gradient(&self) -> Result<Vec<f64>> {
-        self.weighted(|p| p.gradient())
+        self.weighted("gradient", |p| p.gradient())
     }
 
     /// `J v`, the blocks' rows stacked in order.
@@ -335,22 +343,22 @@ impl<M: Model + Sync> ShardedPass<'_, M> {
 
     /// `G v` (eqn 5).
     pub fn ggn_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
-        self.weighted(|p| p.ggn_vector_product(v))
+        self.weighted("ggn_vector_product", |p| p.ggn_vector_product(v))
     }
 
     /// `F v` (eqn 7).
     pub fn fisher_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
-        self.weighted(|p| p.fisher_vector_product(v))
+        self.weighted("fisher_vector_product", |p| p.fisher_vector_product(v))
     }
 
     /// `F̄ v` (Section 11).
     pub fn empirical_fisher_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
-        self.weighted(|p| p.empirical_fisher_vector_product(v))
+        self.weighted("empirical_fisher_vector_product", |p| p.empirical_fisher_vector_product(v))
     }
 
     /// `H v` (eqn 6) over the recorded passes.
     pub fn hessian_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
-        self.weighted(|p| p.hessian_vector_product(v))
+        self.weighted("hessian_vector_product", |p| p.hessian_vector_product(v))
     }
 }
 

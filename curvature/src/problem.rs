@@ -13,6 +13,7 @@
 //! | `H v` | eqn 6 | 1 dual forward + 1 dual backward (fresh tape) |
 //! | eqn 6 residual `Σ_j [∇_z L]_j H_{[f]_j} v` | eqn 6 | 1 dual forward + 1 dual backward |
 
+use crate::checks::{check_finite, finite_checks_enabled};
 use crate::error::{CurvatureError, Result};
 use crate::loss::{self, PredictiveDistribution};
 use crate::model::Model;
@@ -44,7 +45,13 @@ impl<M: Model> Clone for Problem<'_, M> {
 impl<M: Model> Copy for Problem<'_, M> {}
 
 impl<'a, M: Model> Problem<'a, M> {
-    /// Errors if `x` and `y` have different numbers of rows, or the batch is empty.
+    /// Errors if `x` and `y` have different numbers of rows, or the batch is empty; if `x` or
+    /// `y` holds a NaN or an infinity ([`CurvatureError::NonFinite`], while the
+    /// [finite checks](crate::checks) are on); and if a row of `y` is not a target of the loss
+    /// ([`CurvatureError::InvalidTarget`], from
+    /// [`PredictiveDistribution::check_target`], always checked).
+    ///
+    /// (A problem written as a struct literal skips these checks.)
     pub fn new(
         model: &'a M,
         loss: &'a dyn PredictiveDistribution,
@@ -58,6 +65,9 @@ impl<'a, M: Model> Problem<'a, M> {
                 actual: format!("x {}, y {}", x.shape(), y.shape()),
             });
         }
+        check_finite(x.data(), x.cols(), || "x".into())?;
+        check_finite(y.data(), y.cols(), || "y".into())?;
+        loss::check_targets(loss, y)?;
         Ok(Problem { model, loss, x, y })
     }
 
@@ -71,6 +81,7 @@ impl<'a, M: Model> Problem<'a, M> {
     /// `∇_z h` and `J v` are the two parts of the dual output. No `f64` forward pass is
     /// recorded, so at a new θ this is one forward pass cheaper than
     /// `problem.at(θ)?.hessian_vector_product(v)`.
+    /// With the [finite checks](crate::checks) on, θ, `v` and the result are checked.
     pub fn hessian_vector_product(&self, theta: &[f64], v: &[f64]) -> Result<Vec<f64>> {
         let n = self.dim();
         if theta.len() != n {
@@ -79,10 +90,16 @@ impl<'a, M: Model> Problem<'a, M> {
         if v.len() != n {
             return Err(CurvatureError::length("hessian_vector_product (v)", n, v.len()));
         }
-        dual_second_order_product(self, theta, v, None, true)
+        check_finite(theta, 1, || "theta".into())?;
+        check_finite(v, 1, || "v in hessian_vector_product".into())?;
+        let hv = dual_second_order_product(self, theta, v, None, true)?;
+        check_result("hessian_vector_product", hv)
     }
 
-    /// Runs the forward pass at θ and keeps it for the products.
+    /// Runs the forward pass at θ and keeps it for the products. With the
+    /// [finite checks](crate::checks) on (the default), a NaN or ±∞ in θ, or in the output `z`
+    /// (an overflow inside the network), is a [`CurvatureError::NonFinite`]; every product of
+    /// the pass then checks its `v` and its result the same way.
     pub fn at(&self, theta: &[f64]) -> Result<ForwardPass<'a, M>> {
         ForwardPass::new(*self, Theta::Copied(theta))
     }
@@ -146,6 +163,10 @@ impl<'a, M: Model> ForwardPass<'a, M> {
         if theta.len() != n {
             return Err(CurvatureError::length("ForwardPass (θ)", n, theta.len()));
         }
+        match &theta {
+            Theta::Copied(theta) => check_finite(theta, 1, || "theta".into())?,
+            Theta::Shared(theta) => check_finite(theta, 1, || "theta".into())?,
+        }
         let tape = Tape::<f64>::new();
         let th = match theta {
             Theta::Copied(theta) => tape.input(Matrix::column(theta.to_vec())),
@@ -173,6 +194,8 @@ impl<'a, M: Model> ForwardPass<'a, M> {
             None => (problem.model.forward(&tape, th, x)?, None),
         };
         let z_value = z.value();
+        // An overflow inside the network (finite θ and x, infinite z) is named here.
+        check_finite(z_value.data(), z_value.cols(), || "output z".into())?;
         // Bad targets are reported here, so that `∇_z h` can be formed later without errors.
         loss::check_batch(problem.loss, "ForwardPass", &z_value, problem.y)?;
         let (theta_node, z_node) = (th.index(), z.index());
@@ -192,11 +215,12 @@ impl<'a, M: Model> ForwardPass<'a, M> {
         self.tape.var(index).expect("internal error: cached node index")
     }
 
-    fn check_v(&self, op: &str, v: &[f64]) -> Result<()> {
+    /// Checks `v`'s length for `op`, and its values while the finite checks are on.
+    pub(crate) fn check_input(&self, op: &str, v: &[f64]) -> Result<()> {
         if v.len() != self.dim() {
-            return Err(CurvatureError::length(op, self.dim(), v.len()));
+            return Err(CurvatureError::length(format!("{op} (v)"), self.dim(), v.len()));
         }
-        Ok(())
+        check_finite(v, 1, || format!("v in {op}"))
     }
 
     /// The problem this pass belongs to.
@@ -228,9 +252,25 @@ impl<'a, M: Model> ForwardPass<'a, M> {
         })
     }
 
-    /// `h(θ) = (1/N) Σ_n L(y_n, z_n)`.
+    /// `h(θ) = (1/N) Σ_n L(y_n, z_n)`. While the [finite checks](crate::checks) are on, a
+    /// non-finite loss from finite outputs (e.g. a Gaussian log-variance below −709, where
+    /// `e^{−γ}` overflows) is a [`CurvatureError::NonFinite`] whose index is the first bad row.
     pub fn loss(&self) -> Result<f64> {
-        loss::mean_loss(self.problem.loss, &self.z, self.problem.y)
+        let h = loss::mean_loss(self.problem.loss, &self.z, self.problem.y)?;
+        if h.is_finite() || !finite_checks_enabled() {
+            return Ok(h);
+        }
+        // The error path only: find the example to blame.
+        let (z, y) = (&self.z, self.problem.y);
+        let row = (0..z.rows())
+            .find(|&r| !self.problem.loss.loss(z.row(r), y.row(r)).is_finite())
+            .unwrap_or(0);
+        Err(CurvatureError::NonFinite {
+            quantity: "loss".into(),
+            index: row,
+            cols: 1,
+            value: self.problem.loss.loss(z.row(row), y.row(row)),
+        })
     }
 
     pub(crate) fn adjoints(&self) -> Result<&Gradients<f64>> {
@@ -248,15 +288,23 @@ impl<'a, M: Model> ForwardPass<'a, M> {
     /// forward pass (which frees adjoints as it goes and adds the weights' adjoints straight
     /// into θ's), unless the Section 8.1.2 products already computed every adjoint.
     pub fn gradient(&self) -> Result<Vec<f64>> {
-        match self.adjoints.get() {
-            Some(adjoints) => Ok(adjoints.wrt_or_zeros(self.node(self.theta_node)).into_vec()),
-            None => self.backward_from(&[(self.z_node, self.output_gradient())]),
-        }
+        let g = match self.adjoints.get() {
+            Some(adjoints) => adjoints.wrt_or_zeros(self.node(self.theta_node)).into_vec(),
+            None => self.backward_from(&[(self.z_node, self.output_gradient())])?,
+        };
+        check_result("gradient", g)
     }
 
     /// `J v` (`N × m_ℓ`, row n is `J_n v`), by a tangent sweep over the cached tape.
     pub fn jacobian_vector_product(&self, v: &[f64]) -> Result<Matrix<f64>> {
-        self.check_v("jacobian_vector_product (v)", v)?;
+        self.check_input("jacobian_vector_product", v)?;
+        let jv = self.jvp(v)?;
+        check_finite(jv.data(), jv.cols(), || "result of jacobian_vector_product".into())?;
+        Ok(jv)
+    }
+
+    /// `J v` with `v`'s length checked by the caller.
+    fn jvp(&self, v: &[f64]) -> Result<Matrix<f64>> {
         let (theta, z) = (self.node(self.theta_node), self.node(self.z_node));
         let mut t = self.tape.tangents_of([(theta, Matrix::column(v.to_vec()))], &[z])?;
         Ok(t.take(z).unwrap_or_else(|| Matrix::zeros(self.z.rows(), self.z.cols())))
@@ -271,7 +319,9 @@ impl<'a, M: Model> ForwardPass<'a, M> {
                 actual: u.shape().to_string(),
             });
         }
-        self.backward_from(&[(self.z_node, u)])
+        check_finite(u.data(), u.cols(), || "u in transpose_jacobian_vector_product".into())?;
+        let g = self.backward_from(&[(self.z_node, u)])?;
+        check_result("transpose_jacobian_vector_product", g)
     }
 
     /// One reverse sweep with seeds on cached nodes; returns the adjoint of θ.
@@ -285,16 +335,18 @@ impl<'a, M: Model> ForwardPass<'a, M> {
 
     /// The GGN product `G v = (1/N) Σ_n J_nᵀ H_L(z_n) J_n v` (eqn 5).
     pub fn ggn_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
-        let jv = self.jacobian_vector_product(v)?;
+        self.check_input("ggn_vector_product", v)?;
+        let jv = self.jvp(v)?;
         let u = loss::apply_h_l_batch(self.problem.loss, &self.z, self.problem.y, &jv)?;
-        self.transpose_jacobian_vector_product(&u)
+        check_result("ggn_vector_product", self.backward_from(&[(self.z_node, &u)])?)
     }
 
     /// The Fisher product `F v = (1/N) Σ_n J_nᵀ F_R(z_n) J_n v` (eqn 7), exact through `F_R`.
     pub fn fisher_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
-        let jv = self.jacobian_vector_product(v)?;
+        self.check_input("fisher_vector_product", v)?;
+        let jv = self.jvp(v)?;
         let u = loss::apply_f_r_batch(self.problem.loss, &self.z, &jv)?;
-        self.transpose_jacobian_vector_product(&u)
+        check_result("fisher_vector_product", self.backward_from(&[(self.z_node, &u)])?)
     }
 
     /// `(1/N) Σ_n g_n (g_nᵀ v)` with `g_n = J_nᵀ ∇_z L(t_n, z_n)` for the targets `t` (one row per
@@ -305,7 +357,8 @@ impl<'a, M: Model> ForwardPass<'a, M> {
         targets: &[&Matrix<f64>],
         v: &[f64],
     ) -> Result<Vec<f64>> {
-        let jv = self.jacobian_vector_product(v)?;
+        self.check_input("monte_carlo_fisher", v)?;
+        let jv = self.jvp(v)?;
         let (rows, cols) = (self.z.rows(), self.z.cols());
         let mut seed = Matrix::zeros(rows, cols);
         let mut g = vec![0.0; cols];
@@ -319,37 +372,38 @@ impl<'a, M: Model> ForwardPass<'a, M> {
                 }
             }
         }
-        self.transpose_jacobian_vector_product(&seed)
+        check_result("monte_carlo_fisher", self.backward_from(&[(self.z_node, &seed)])?)
     }
 
     /// The empirical Fisher product `F̄ v = (1/N) Σ_n ∇L_n (∇L_nᵀ v)` over the training targets
     /// (Section 11), where `∇L_n` is example n's gradient.
     pub fn empirical_fisher_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
-        self.check_v("empirical_fisher_vector_product (v)", v)?;
+        self.check_input("empirical_fisher_vector_product", v)?;
         // The per-example gradients are the cached `∇_z h` rows times N: `g_n = N ∇_z h_n`, so
         // the seed row `(1/N) (g_nᵀ J_n v) g_n` is `N (∇_z h_nᵀ J_n v) ∇_z h_n` (no second pass
         // over the loss).
-        let jv = self.jacobian_vector_product(v)?;
+        let jv = self.jvp(v)?;
         let (n, cols) = (self.z.rows() as f64, self.z.cols().max(1));
         let mut seed = self.output_gradient().clone();
         for (row, jv_row) in seed.data_mut().chunks_mut(cols).zip(jv.data().chunks(cols)) {
             let c: f64 = row.iter().zip(jv_row).map(|(a, b)| a * b).sum();
             row.iter_mut().for_each(|g| *g *= n * c);
         }
-        self.transpose_jacobian_vector_product(&seed)
+        let g = self.backward_from(&[(self.z_node, &seed)])?;
+        check_result("empirical_fisher_vector_product", g)
     }
 
     /// `H v` for the objective (eqn 6), exact: a forward pass on duals with tangent `v` and a
     /// reverse sweep over that dual tape, seeded at `z` with `∇_z h + (H_L J v)/N ε`.
     pub fn hessian_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
-        self.second_order_product("hessian_vector_product (v)", v, true)
+        self.second_order_product("hessian_vector_product", v, true)
     }
 
     /// The second term of eqn 6, `(1/N) Σ_n Σ_j [∇_z L_n]_j H_{[f]_j} v`: the Hessian-vector
     /// product of `θ ↦ (1/N) Σ_n ∇_z L_nᵀ f(x_n, θ)` with `∇_z L` held constant, so that
     /// `H = G + residual` can be checked with products computed independently.
     pub fn ggn_residual_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
-        self.second_order_product("ggn_residual_vector_product (v)", v, false)
+        self.second_order_product("ggn_residual_vector_product", v, false)
     }
 
     fn second_order_product(
@@ -358,10 +412,13 @@ impl<'a, M: Model> ForwardPass<'a, M> {
         v: &[f64],
         with_loss_curvature: bool,
     ) -> Result<Vec<f64>> {
-        self.check_v(op, v)?;
+        self.check_input(op, v)?;
         let theta = self.theta().to_vec();
         let g_z = Some(self.output_gradient());
-        dual_second_order_product(&self.problem, &theta, v, g_z, with_loss_curvature)
+        check_result(
+            op,
+            dual_second_order_product(&self.problem, &theta, v, g_z, with_loss_curvature)?,
+        )
     }
 
     pub(crate) fn layers(&self, op: &str) -> Result<&[LayerNodes]> {
@@ -384,6 +441,13 @@ impl<'a, M: Model> ForwardPass<'a, M> {
     pub(crate) fn theta_node(&self) -> usize {
         self.theta_node
     }
+}
+
+/// `values`, or an error naming the first non-finite one as `result of {op}` (while the finite
+/// checks are on).
+pub(crate) fn check_result(op: &str, values: Vec<f64>) -> Result<Vec<f64>> {
+    check_finite(&values, 1, || format!("result of {op}"))?;
+    Ok(values)
 }
 
 /// The eqn-6 products by a dual forward pass and a dual reverse sweep: `H v` with the loss

@@ -21,10 +21,14 @@
 //! `round_robin_times`). The `f32` rows run every op but `F v` on `autodiff` directly
 //! ([`tape_ops`]; `curvature` is `f64`), on t threads over t row blocks of the batch
 //! ([`sharded_f32`], as `ShardedProblem` does), each first checked against its `f64` result;
-//! their `÷ grad*` is to the `f32` gradient.
+//! their `÷ grad*` is to the `f32` gradient. After each workload's rows, one line gives what
+//! the finite checks cost: each one-thread `f64` op checked (the default) over unchecked
+//! (`curvature::checks::without_finite_checks`), the median of back-to-back pairs whose order
+//! alternates.
 
 use autodiff::random::{random_matrix, random_vector};
 use autodiff::{BufferPool, Dual, Matrix, Scalar};
+use curvature::checks::without_finite_checks;
 use curvature::loss::{BernoulliLogits, PredictiveDistribution, SoftmaxCrossEntropy};
 use curvature::{Activation, Mlp, Problem, ShardedProblem};
 use natgrad::cli::{self, Flag};
@@ -621,6 +625,47 @@ fn paired_ratio(runs: usize, a: &mut dyn FnMut(), b: &mut dyn FnMut()) -> f64 {
     ratios[ratios.len() / 2]
 }
 
+/// For each one-thread f64 op, the median over `pairs` back-to-back runs of its time with the
+/// finite checks on (the default) over its time inside `without_finite_checks`: what the checks
+/// cost (issue 17: within 2%).
+fn finite_check_ratios(inp: &Inputs<'_>, ops: &[String], pairs: usize) -> Vec<(String, f64)> {
+    ops.iter()
+        .filter_map(|op| {
+            let mut checked = op_closure(inp, None, None, op, "f64")?;
+            let mut unchecked_run = op_closure(inp, None, None, op, "f64")?;
+            let mut unchecked = move || without_finite_checks(&mut unchecked_run);
+            Some((op.clone(), alternating_ratio(pairs, &mut unchecked, &mut checked)))
+        })
+        .collect()
+}
+
+/// As [`paired_ratio`] (`time(b) / time(a)`), with the order inside the pairs alternating (`a`
+/// first, then `b` first): for two near-equal sides the second run of a pair is often a few
+/// percent faster (W2's `G v` on a warm pass read 0.95 with `a` always first), which would
+/// otherwise be the result.
+fn alternating_ratio(pairs: usize, a: &mut dyn FnMut(), b: &mut dyn FnMut()) -> f64 {
+    a();
+    b();
+    let time = |f: &mut dyn FnMut()| {
+        let start = Instant::now();
+        f();
+        start.elapsed().as_secs_f64()
+    };
+    let mut ratios: Vec<f64> = (0..pairs)
+        .map(|k| {
+            if k % 2 == 0 {
+                let ta = time(a);
+                time(b) / ta
+            } else {
+                let tb = time(b);
+                tb / time(a)
+            }
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    ratios[ratios.len() / 2]
+}
+
 fn main() {
     let args = cli::parse_env("bench", &flags(), defaults());
     // Fail now, not after the whole run, if the JSON file cannot be written.
@@ -818,6 +863,22 @@ fn main() {
         }
         if w.name == "w2" && args.ops.iter().any(|o| o == "hvp" || o == "lanczos") {
             json.push(spectra::lanczos_row(&inputs.problem, &theta, &v, runs.min(20)));
+        }
+        if args.threads.contains(&1) && args.dtypes.iter().any(|d| d == "f64") {
+            let ratios = finite_check_ratios(&inputs, &args.ops, runs);
+            println!(
+                "{} finite checks (curvature::checks, on by default): checked ÷ unchecked, one \
+                 thread f64, median of {} back-to-back pairs (order alternating): {}",
+                w.name,
+                runs,
+                ratios.iter().map(|(op, r)| format!("{op} {r:.3}")).collect::<Vec<_>>().join(", ")
+            );
+            for (op, r) in &ratios {
+                json.push(format!(
+                    "{{\"workload\":\"{}\",\"op\":\"{op}\",\"dtype\":\"f64\",\"threads\":1,\"paired_checked_over_unchecked\":{r:e}}}",
+                    w.name
+                ));
+            }
         }
         if w.name == "w1" && args.ops.iter().any(|o| o == "gradient") {
             // Peak live heap during one gradient, over what the caller already holds (θ, x, y,

@@ -19,6 +19,10 @@ impl PredictiveDistribution for BernoulliLogits {
     fn target_dim(&self, output_dim: usize) -> Result<usize> {
         Ok(output_dim)
     }
+    /// Every target in `[0, 1]` ([`unit_interval_target`](super::unit_interval_target)).
+    fn check_target(&self, y: &[f64]) -> std::result::Result<(), super::TargetIssue> {
+        super::unit_interval_target(y)
+    }
     fn loss(&self, z: &[f64], y: &[f64]) -> f64 {
         z.iter().zip(y).map(|(&v, &t)| UnaryFn::Softplus.value(v) - t * v).sum()
     }

@@ -99,10 +99,15 @@ impl PredictiveDistribution for SoftmaxCrossEntropy {
         }
         Ok(output_dim)
     }
+    /// One-hot or probability rows ([`probability_target`](super::probability_target)).
+    fn check_target(&self, y: &[f64]) -> std::result::Result<(), super::TargetIssue> {
+        super::probability_target(y)
+    }
     fn loss(&self, z: &[f64], y: &[f64]) -> f64 {
         let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let lse = max + z.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
-        y.iter().zip(z).map(|(t, v)| t * (lse - v)).sum()
+        // A zero target contributes nothing, even where `lse − v` overflows (logits ±1e308).
+        y.iter().zip(z).map(|(t, v)| if *t == 0.0 { 0.0 } else { t * (lse - v) }).sum()
     }
     fn grad_z(&self, z: &[f64], y: &[f64], out: &mut [f64]) {
         softmax_into(z, out);
@@ -185,6 +190,10 @@ impl PredictiveDistribution for CategoricalProbabilities {
             )),
             None => Ok(()),
         }
+    }
+    /// One-hot or probability rows ([`probability_target`](super::probability_target)).
+    fn check_target(&self, y: &[f64]) -> std::result::Result<(), super::TargetIssue> {
+        super::probability_target(y)
     }
     fn loss(&self, z: &[f64], y: &[f64]) -> f64 {
         -y.iter().zip(z).map(|(t, p)| if *t == 0.0 { 0.0 } else { t * p.ln() }).sum::<f64>()

@@ -17,6 +17,10 @@ impl PredictiveDistribution for SquaredError {
     fn target_dim(&self, output_dim: usize) -> Result<usize> {
         Ok(output_dim)
     }
+    /// Finite targets ([`finite_target`](super::finite_target)).
+    fn check_target(&self, y: &[f64]) -> std::result::Result<(), super::TargetIssue> {
+        super::finite_target(y)
+    }
     fn loss(&self, z: &[f64], y: &[f64]) -> f64 {
         0.5 * z.iter().zip(y).map(|(a, b)| (a - b).powi(2)).sum::<f64>()
     }
@@ -85,6 +89,10 @@ impl PredictiveDistribution for GaussianNatural {
             None => Ok(()),
         }
     }
+    /// Finite targets ([`finite_target`](super::finite_target)).
+    fn check_target(&self, y: &[f64]) -> std::result::Result<(), super::TargetIssue> {
+        super::finite_target(y)
+    }
     fn loss(&self, z: &[f64], y: &[f64]) -> f64 {
         let (e1, e2) = halves(z);
         (0..y.len())
@@ -134,6 +142,10 @@ impl PredictiveDistribution for GaussianNatural {
 /// `H_L = [[e^{−γ}, (y − μ)e^{−γ}], [(y − μ)e^{−γ}, ½(y − μ)²e^{−γ}]]` per dimension, which is
 /// indefinite e.g. at `y = 2, μ = γ = 0` (`[[1, 2], [2, 2]]`), while `F_R = diag(e^{−γ}, ½)` is
 /// positive definite: `z` is not a natural parameter, and the GGN is not a Fisher (Section 9.2).
+///
+/// Range: `e^{−γ}` overflows for `γ < −709.78` (`ln f64::MAX`), where the loss is infinite;
+/// with the [finite checks](crate::checks) on, [`ForwardPass::loss`](crate::ForwardPass::loss)
+/// reports it as a [`NonFinite`](crate::CurvatureError::NonFinite) loss naming the row.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct GaussianMeanLogVar;
 
@@ -143,6 +155,10 @@ impl PredictiveDistribution for GaussianMeanLogVar {
     }
     fn target_dim(&self, output_dim: usize) -> Result<usize> {
         even_target("gaussian_mean_logvar", output_dim)
+    }
+    /// Finite targets ([`finite_target`](super::finite_target)).
+    fn check_target(&self, y: &[f64]) -> std::result::Result<(), super::TargetIssue> {
+        super::finite_target(y)
     }
     fn loss(&self, z: &[f64], y: &[f64]) -> f64 {
         let (mu, g) = halves(z);

@@ -22,6 +22,7 @@ mod bound;
 mod categorical;
 pub mod derived;
 mod gaussian;
+mod targets;
 #[cfg(test)]
 mod tests;
 
@@ -33,6 +34,10 @@ pub use derived::{
     TapeLoss, ThroughNaturalParameter,
 };
 pub use gaussian::{GaussianMeanLogVar, GaussianNatural, SquaredError};
+pub use targets::{
+    check_targets, finite_target, probability_target, unit_interval_target, TargetIssue,
+    CATEGORICAL_SUM_TOLERANCE,
+};
 
 use crate::error::{CurvatureError, Result};
 use autodiff::Matrix;
@@ -54,6 +59,15 @@ pub trait PredictiveDistribution: Send + Sync {
     /// Checks that `z` is in the distribution's parameter domain (default: any real vector).
     fn check_output(&self, z: &[f64]) -> Result<()> {
         let _ = z;
+        Ok(())
+    }
+
+    /// Checks that one target row `y` is in the support of `R_{y|z}` (run by
+    /// [`Problem::new`](crate::Problem::new) on every row, which names the row in its error).
+    /// The default accepts any row; a loss of one's own opts in by overriding it, e.g. with
+    /// [`probability_target`], [`unit_interval_target`] or [`finite_target`].
+    fn check_target(&self, y: &[f64]) -> std::result::Result<(), TargetIssue> {
+        let _ = y;
         Ok(())
     }
 

@@ -26,9 +26,22 @@ pub struct Mlp {
 
 impl Mlp {
     /// A network with layer widths `sizes = [m_0, …, m_ℓ]` and one activation per layer.
-    /// Errors if the counts do not match, a width is zero, or softmax is not last.
+    /// Errors if there are fewer than two widths (an input and an output), the counts do not
+    /// match, a width is zero, softmax is not last, or the parameter count `Σ m_i (m_{i-1} + 1)`
+    /// (or its size in bytes as `f64`s) overflows (`isize::MAX` bytes, the most one buffer can
+    /// hold).
     pub fn new(sizes: &[usize], activations: &[Activation]) -> Result<Self> {
-        if sizes.len() < 2 || activations.len() != sizes.len() - 1 {
+        if sizes.len() < 2 {
+            return Err(CurvatureError::invalid(
+                "Mlp::new",
+                format!(
+                    "a network needs at least an input and an output width, got {} width{} {sizes:?}",
+                    sizes.len(),
+                    if sizes.len() == 1 { "" } else { "s" }
+                ),
+            ));
+        }
+        if activations.len() != sizes.len() - 1 {
             return Err(CurvatureError::invalid(
                 "Mlp::new",
                 format!(
@@ -49,6 +62,23 @@ impl Mlp {
                 "Mlp::new",
                 format!("softmax may only be the last activation, found at layer {}", i + 1),
             ));
+        }
+        // num_params and the ranges use plain arithmetic: this bound makes that exact.
+        let params = sizes.windows(2).try_fold(0usize, |total, w| {
+            w[0].checked_add(1)?.checked_mul(w[1])?.checked_add(total)
+        });
+        match params.and_then(|n| n.checked_mul(std::mem::size_of::<f64>())) {
+            Some(b) if b <= isize::MAX as usize => {}
+            _ => {
+                return Err(CurvatureError::invalid(
+                    "Mlp::new",
+                    format!(
+                        "widths {sizes:?} give more parameters than fit in memory \
+                         (Σ m_i (m_(i-1) + 1) f64s overflow {} bytes)",
+                        isize::MAX
+                    ),
+                ))
+            }
         }
         Ok(Mlp { sizes: sizes.to_vec(), activations: activations.to_vec() })
     }

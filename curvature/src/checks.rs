@@ -1,0 +1,151 @@
+//! Finite checks: a NaN or an infinity in θ, `x`, `y`, `v`, or in a loss or a product computed
+//! from finite inputs, is a [`CurvatureError::NonFinite`] naming the quantity and the first bad
+//! index, instead of an `Ok(NaN)` that spreads through a solver.
+//!
+//! The checks are **on by default**. What they scan, and when:
+//!
+//! | where | what |
+//! |---|---|
+//! | [`Problem::new`](crate::Problem::new) | `x` and `y` (once per problem) |
+//! | [`Problem::at`](crate::Problem::at), [`Problem::hessian_vector_product`](crate::Problem::hessian_vector_product) | θ, then the output `z` (an overflow inside the network) |
+//! | every product of [`ForwardPass`](crate::ForwardPass) | its `v` (or `u`), then its result |
+//! | [`ForwardPass::loss`](crate::ForwardPass::loss) | the loss, naming the first bad row |
+//!
+//! Each is one linear scan over a vector the product reads or writes anyway (θ-sized, or the
+//! batch's outputs), so it costs a small fraction of a pass: the benchmark prints the ratio of
+//! the checked to the unchecked path on its workloads. A speed-critical loop that has checked
+//! its data once can turn them off for the calls inside a closure with [`without_finite_checks`];
+//! the setting belongs to the calling thread and is passed on to the threads of a
+//! [`ShardedProblem`](crate::ShardedProblem).
+//!
+//! ```
+//! use autodiff::Matrix;
+//! use curvature::loss::SquaredError;
+//! use curvature::{checks, Activation, CurvatureError, Mlp, Problem};
+//! let mlp = Mlp::new(&[2, 1], &[Activation::Identity])?;
+//! let (x, y) = (Matrix::filled(3, 2, 1.0), Matrix::filled(3, 1, 0.5));
+//! let problem = Problem::new(&mlp, &SquaredError, &x, &y)?;
+//! let theta = [0.1, f64::NAN, 0.0];
+//! let err = problem.at(&theta).err().unwrap();
+//! assert!(matches!(err, CurvatureError::NonFinite { ref quantity, index: 1, .. } if quantity == "theta"));
+//! // Unchecked, the NaN comes back as a value.
+//! let loss = checks::without_finite_checks(|| problem.at(&theta)?.loss())?;
+//! assert!(loss.is_nan());
+//! # Ok::<(), CurvatureError>(())
+//! ```
+
+use crate::error::{CurvatureError, Result};
+use std::cell::Cell;
+
+thread_local! {
+    static FINITE_CHECKS: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Whether finite checks are on for this thread (they are unless inside
+/// [`without_finite_checks`]).
+pub fn finite_checks_enabled() -> bool {
+    FINITE_CHECKS.with(Cell::get)
+}
+
+/// Runs `f` with the finite checks off on this thread (and on the threads a
+/// [`ShardedProblem`](crate::ShardedProblem) runs for it), for speed-critical loops over data
+/// already checked. The previous setting comes back when `f` returns or panics.
+pub fn without_finite_checks<R>(f: impl FnOnce() -> R) -> R {
+    with_finite_checks(false, f)
+}
+
+/// Runs `f` with the finite checks set to `on` on this thread, restoring the previous setting
+/// afterwards (a worker thread takes its caller's setting this way).
+pub(crate) fn with_finite_checks<R>(on: bool, f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            FINITE_CHECKS.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(FINITE_CHECKS.with(|c| c.replace(on)));
+    f()
+}
+
+/// Errors naming `quantity` and the first non-finite element of `values` (`cols` columns,
+/// row-major; 1 for a vector), when the checks are on.
+pub(crate) fn check_finite(
+    values: &[f64],
+    cols: usize,
+    quantity: impl FnOnce() -> String,
+) -> Result<()> {
+    if !finite_checks_enabled() {
+        return Ok(());
+    }
+    check_finite_always(values, cols, quantity)
+}
+
+/// [`check_finite`] whatever the setting.
+pub(crate) fn check_finite_always(
+    values: &[f64],
+    cols: usize,
+    quantity: impl FnOnce() -> String,
+) -> Result<()> {
+    // The fast path sums the values in sixteen independent lanes (one add per element, which
+    // the compiler vectorizes): a NaN or ±∞ makes its lane's sum non-finite. Finite values
+    // whose sum overflows do too; the exact scan below then finds nothing and returns Ok, so
+    // that case only costs a second pass.
+    let mut lanes = [0.0f64; 16];
+    let chunks = values.chunks_exact(16);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for (lane, x) in lanes.iter_mut().zip(chunk) {
+            *lane += x;
+        }
+    }
+    if lanes.iter().all(|l| l.is_finite()) && tail.iter().all(|x| x.is_finite()) {
+        return Ok(());
+    }
+    let Some(index) = values.iter().position(|x| !x.is_finite()) else { return Ok(()) };
+    Err(CurvatureError::NonFinite {
+        quantity: quantity(),
+        index,
+        cols: cols.max(1),
+        value: values[index],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_bad_element_is_named_and_the_setting_is_restored() {
+        assert!(check_finite(&[1.0, 2.0, -3.0], 1, || "v".into()).is_ok());
+        // Finite values whose sum overflows in one lane (0 and 16) are still finite.
+        let mut big = vec![1e308; 40];
+        assert!(check_finite(&big, 1, || "v".into()).is_ok());
+        // A bad value in the tail, and one after an overflowed lane, are found.
+        big[37] = f64::NAN;
+        let found = |big: &[f64]| match check_finite(big, 1, || "v".into()) {
+            Err(CurvatureError::NonFinite { index, .. }) => Some(index),
+            _ => None,
+        };
+        assert_eq!(found(&big), Some(37));
+        big[37] = 0.0;
+        big[32] = f64::NEG_INFINITY;
+        assert_eq!(found(&big), Some(32));
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let err = check_finite(&[0.0, 1.0, 2.0, bad, bad], 2, || "x".into()).unwrap_err();
+            assert!(
+                matches!(err, CurvatureError::NonFinite { ref quantity, index: 3, cols: 2, .. } if quantity == "x"),
+                "{err:?}"
+            );
+            assert!(err.to_string().contains("row 1, column 1 (index 3)"), "{err}");
+        }
+        assert!(finite_checks_enabled());
+        without_finite_checks(|| {
+            assert!(!finite_checks_enabled());
+            assert!(check_finite(&[f64::NAN], 1, || "v".into()).is_ok());
+            assert!(check_finite_always(&[f64::NAN], 1, || "v".into()).is_err());
+        });
+        assert!(finite_checks_enabled());
+        let _ = std::panic::catch_unwind(|| without_finite_checks(|| panic!("inside")));
+        assert!(finite_checks_enabled(), "a panic inside must restore the setting");
+    }
+}
