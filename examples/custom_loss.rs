@@ -20,7 +20,7 @@ use autodiff::random::{random_matrix, random_vector};
 use autodiff::{Matrix, Scalar, Tape, Var};
 use curvature::error::Result;
 use curvature::loss::{
-    dense_f_r, dense_h_l, DerivedLoss, LogPartition, PredictiveDistribution, TapeLoss,
+    dense_f_r, dense_h_l, DerivedLoss, LogPartition, PredictiveDistribution, TapeLoss, TargetIssue,
 };
 use curvature::rand::{rngs::StdRng, Rng, RngCore, SeedableRng};
 use curvature::{verify, Activation, CurvatureError, Mlp, Problem};
@@ -59,6 +59,13 @@ impl TapeLoss for Poisson {
     }
     fn target_dim(&self, output_dim: usize) -> Result<usize> {
         Ok(output_dim)
+    }
+    /// Counts: finite, non-negative whole numbers (`Problem::new` names the first bad row).
+    fn check_target(&self, y: &[f64]) -> std::result::Result<(), TargetIssue> {
+        match y.iter().position(|t| !(t.is_finite() && *t >= 0.0 && t.fract() == 0.0)) {
+            Some(c) => Err(TargetIssue::at(c, format!("{} is not a count", y[c]))),
+            None => Ok(()),
+        }
     }
     /// `L(y_n, z_n) = Σ_j e^{z_j} − y_j z_j + ln y_j!` for every row.
     fn loss_rows<'t, T: Scalar>(
@@ -195,6 +202,18 @@ fn run() -> Result<usize> {
     ];
     for (what, a, b) in products {
         record(compare(what, &a, &b, 1e-12)?, &mut failures);
+    }
+    // The loss's own target rule reaches Problem::new through DerivedLoss: 2.5 is no count.
+    let mut bad_counts = counts.clone();
+    bad_counts[(7, 1)] = 2.5;
+    match Problem::new(&mlp, &derived, &x, &bad_counts) {
+        Err(CurvatureError::InvalidTarget { row: 7, column: Some(1), .. }) => {
+            println!("  ok    a count of 2.5 in row 7 is refused by Problem::new")
+        }
+        other => {
+            println!("  FAIL  a count of 2.5 in row 7 was not refused: {:?}", other.err());
+            failures += 1;
+        }
     }
     Ok(failures)
 }

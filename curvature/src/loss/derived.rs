@@ -82,7 +82,7 @@
 //! assert!(poisson.is_natural_parameter());
 //! ```
 
-use super::PredictiveDistribution;
+use super::{PredictiveDistribution, TargetIssue};
 use crate::error::{CurvatureError, Result};
 use autodiff::{Dual, Matrix, Scalar, Tape, Var};
 use rand::RngCore;
@@ -101,6 +101,15 @@ pub trait TapeLoss: Send + Sync {
     /// Checks that one row `z` is in the distribution's domain (default: any real vector).
     fn check_output(&self, z: &[f64]) -> Result<()> {
         let _ = z;
+        Ok(())
+    }
+
+    /// Checks that one target row `y` is in the support of `R_{y|z}`; run by
+    /// [`Problem::new`](crate::Problem::new) on every row through
+    /// [`PredictiveDistribution::check_target`]. The default accepts any row; opt in with e.g.
+    /// [`finite_target`](super::finite_target) or a rule of your own.
+    fn check_target(&self, y: &[f64]) -> std::result::Result<(), TargetIssue> {
+        let _ = y;
         Ok(())
     }
 
@@ -396,6 +405,9 @@ impl<L: TapeLoss, S: FisherSource<L>> PredictiveDistribution for DerivedLoss<L, 
     }
     fn check_output(&self, z: &[f64]) -> Result<()> {
         self.loss.check_output(z)
+    }
+    fn check_target(&self, y: &[f64]) -> std::result::Result<(), TargetIssue> {
+        self.loss.check_target(y)
     }
     fn loss(&self, z: &[f64], y: &[f64]) -> f64 {
         self.loss_rows(&row(z), &row(y))
