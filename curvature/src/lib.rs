@@ -65,6 +65,7 @@
 //! ```
 
 pub mod decomposition;
+pub mod distributed;
 pub mod error;
 pub mod loss;
 pub mod model;
