@@ -49,6 +49,7 @@ pub mod averaging;
 pub mod cg;
 pub mod damping;
 pub mod diagonal;
+pub mod distributed;
 pub mod error;
 pub mod hessian_free;
 pub mod natural_gradient;
@@ -58,6 +59,7 @@ pub mod sgd;
 pub mod solver;
 pub mod theory;
 
+pub use distributed::DistributedObjective;
 pub use error::{OptimError, Result};
 pub use objective::{NetworkObjective, Objective, QuadraticObjective, MIN_ROWS_PER_THREAD};
 pub use solver::{Solver, StepReport, Work};

@@ -89,6 +89,24 @@ fn rank_kind(kind: &CurvatureKind, rank: usize) -> (CurvatureKind, bool) {
     }
 }
 
+/// How many entries of `values` differ (as bits) from rank 0's, summed over ranks, on every
+/// rank: 0 when every rank holds the same θ. Two all-reduces, of `values.len()` floats and of one.
+/// Collective; errors if the ranks pass different lengths.
+pub fn differences_from_rank_zero(values: &[f64], communicator: &dyn Communicator) -> Result<usize> {
+    // Rank 0 sends its values, the others −0.0, and `x + (−0.0)` is `x` to the bit for every
+    // x (+0.0 included), so every rank receives rank 0's values exactly.
+    let mut first: Vec<f64> = if communicator.rank() == 0 {
+        values.to_vec()
+    } else {
+        vec![-0.0; values.len()]
+    };
+    communicator.all_reduce_sum(&mut first)?;
+    let differing = values.iter().zip(&first).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+    let mut total = [differing as f64];
+    communicator.all_reduce_sum(&mut total)?;
+    Ok(total[0] as usize)
+}
+
 /// One rank's shard of a batch, whose products are all-reduced into those of the whole batch.
 pub struct DistributedProblem<'a, M: Model> {
     model: &'a M,

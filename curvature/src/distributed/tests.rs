@@ -197,3 +197,18 @@ fn shards_are_contiguous_uneven_and_cover_the_rows() {
     assert_eq!(shard_range(5, 0, 1), 0..5);
     assert_eq!(shard_range(2, 2, 3), 2..2);
 }
+
+/// θ checks: identical values on every rank give 0 everywhere; one changed entry on one rank
+/// (even +0.0 against −0.0) is seen by every rank.
+#[test]
+fn differences_from_rank_zero_sees_one_changed_bit_anywhere() {
+    let counts = on_ranks(3, |c| {
+        let same = [1.5, 0.0, -2.0];
+        let mut changed = same;
+        if c.rank() == 2 {
+            changed[1] = -0.0;
+        }
+        (differences_from_rank_zero(&same, c).unwrap(), differences_from_rank_zero(&changed, c).unwrap())
+    });
+    assert_eq!(counts, vec![(0, 1); 3]);
+}
