@@ -31,6 +31,9 @@ use std::error::Error;
 
 type Failures = Vec<String>;
 
+/// Solvers with their names.
+type NamedSolvers = Vec<(&'static str, Box<dyn Solver>)>;
+
 /// The examples of the products check: odd so that 2 and 3 ranks get uneven shards.
 const BATCH: usize = 23;
 
@@ -41,7 +44,7 @@ fn rows(m: &Matrix<f64>, range: std::ops::Range<usize>) -> Matrix<f64> {
 fn compare(failures: &mut Failures, what: &str, got: &[f64], want: &[f64], tolerance: f64) {
     let scale = want.iter().fold(1e-300_f64, |m, x| m.max(x.abs()));
     let err = got.iter().zip(want).fold(0.0_f64, |m, (a, b)| m.max((a - b).abs())) / scale;
-    if got.len() != want.len() || !(err <= tolerance) {
+    if got.len() != want.len() || err.is_nan() || err > tolerance {
         failures.push(format!("{what}: relative error {err:e} > {tolerance:e}"));
     }
 }
@@ -60,7 +63,8 @@ fn check_products(
 ) -> Result<usize, Box<dyn Error>> {
     let mut rng = StdRng::seed_from_u64(17);
     let loss = loss::by_name(name)?;
-    let mlp = Mlp::new(&[5, 7, 6, 4], &[Activation::Tanh, Activation::Logistic, Activation::Identity])?;
+    let mlp =
+        Mlp::new(&[5, 7, 6, 4], &[Activation::Tanh, Activation::Logistic, Activation::Identity])?;
     let x = random_matrix(BATCH, 5, &mut rng);
     let z = random_matrix(BATCH, 4, &mut rng).map(|v| 0.5 * v);
     let y = loss::sample_targets(loss.as_ref(), &z, &mut rng)?;
@@ -159,10 +163,16 @@ fn check_training(world: &MpiWorld, failures: &mut Failures) -> Result<usize, Bo
         failures.push(format!("IDX shard of rank {} is not its rows of the file", world.rank()));
     }
 
-    let mlp = Mlp::new(&[16, 6, 3, 6, 16], &[Activation::Logistic, Activation::Identity, Activation::Logistic, Activation::Identity])?;
+    let mlp = Mlp::new(
+        &[16, 6, 3, 6, 16],
+        &[Activation::Logistic, Activation::Identity, Activation::Logistic, Activation::Identity],
+    )?;
     let loss = loss::BernoulliLogits;
-    let theta0 = random_vector(mlp.num_params(), &mut StdRng::seed_from_u64(3)).iter().map(|t| 0.3 * t).collect::<Vec<_>>();
-    let solvers = || -> Result<Vec<(&str, Box<dyn Solver>)>, Box<dyn Error>> {
+    let theta0 = random_vector(mlp.num_params(), &mut StdRng::seed_from_u64(3))
+        .iter()
+        .map(|t| 0.3 * t)
+        .collect::<Vec<_>>();
+    let solvers = || -> Result<NamedSolvers, Box<dyn Error>> {
         Ok(vec![
             ("Hessian-free", Box::new(HessianFree::new(HessianFreeParams::default())?)),
             (
@@ -190,7 +200,7 @@ fn check_training(world: &MpiWorld, failures: &mut Failures) -> Result<usize, Bo
             alone.step(&mut want, &mut whole)?;
         }
         let end = objective.loss(&theta)?;
-        if !(end < start) {
+        if end.is_nan() || end >= start {
             failures.push(format!("{name}: the loss went from {start} to {end}"));
         }
         let differing = differences_from_rank_zero(&theta, world)?;
@@ -210,7 +220,9 @@ fn run(world: &MpiWorld) -> Result<(), Box<dyn Error>> {
     let fault = std::env::var("NATGRAD_FAULT_RANK").ok().and_then(|r| r.parse::<usize>().ok());
     let mut failures = Failures::new();
     let mut checks = 0;
-    for (k, name) in ["softmax_cross_entropy", "bernoulli_logits", "squared_error"].iter().enumerate() {
+    for (k, name) in
+        ["softmax_cross_entropy", "bernoulli_logits", "squared_error"].iter().enumerate()
+    {
         checks += check_products(world, name, &mut failures)?;
         if k == 0 && fault == Some(world.rank()) {
             eprintln!("rank {}: exiting with status 3 mid-run (NATGRAD_FAULT_RANK)", world.rank());
@@ -227,7 +239,8 @@ fn run(world: &MpiWorld) -> Result<(), Box<dyn Error>> {
         return Err(format!("{} check(s) failed over {} ranks", failed[0], world.size()).into());
     }
     if world.rank() == 0 {
-        let (np, sizes) = (world.size(), (0..world.size()).map(|r| shard_range(BATCH, r, world.size()).len()));
+        let (np, sizes) =
+            (world.size(), (0..world.size()).map(|r| shard_range(BATCH, r, world.size()).len()));
         let sizes: Vec<usize> = sizes.collect();
         println!("distributed_check: {checks} checks on each of {np} rank(s) (shards {sizes:?}): all passed");
     }

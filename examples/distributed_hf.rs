@@ -85,7 +85,10 @@ fn shard(world: &MpiWorld, o: &Options) -> Result<Matrix<f64>, Box<dyn Error>> {
 
 fn initial_theta(mlp: &Mlp) -> Vec<f64> {
     // Small random weights (the same on every rank: one seed).
-    random_vector(mlp.num_params(), &mut StdRng::seed_from_u64(7)).iter().map(|t| 0.05 * t).collect()
+    random_vector(mlp.num_params(), &mut StdRng::seed_from_u64(7))
+        .iter()
+        .map(|t| 0.05 * t)
+        .collect()
 }
 
 fn train(world: &MpiWorld, o: &Options) -> Result<(), Box<dyn Error>> {
@@ -98,7 +101,11 @@ fn train(world: &MpiWorld, o: &Options) -> Result<(), Box<dyn Error>> {
     let mut theta = initial_theta(&mlp);
     if world.rank() == 0 {
         let n = objective.problem().global_rows();
-        println!("W1 autoencoder, {n} examples over {} rank(s); h(θ₀) = {:.4}", world.size(), objective.loss(&theta)?);
+        println!(
+            "W1 autoencoder, {n} examples over {} rank(s); h(θ₀) = {:.4}",
+            world.size(),
+            objective.loss(&theta)?
+        );
     } else {
         objective.loss(&theta)?;
     }
@@ -121,7 +128,11 @@ fn train(world: &MpiWorld, o: &Options) -> Result<(), Box<dyn Error>> {
         return Err(format!("θ differs between ranks in {differing} entries").into());
     }
     if world.rank() == 0 {
-        println!("θ is identical on all {} rank(s); final h = {:.4}", world.size(), objective.loss(&theta)?);
+        println!(
+            "θ is identical on all {} rank(s); final h = {:.4}",
+            world.size(),
+            objective.loss(&theta)?
+        );
     } else {
         objective.loss(&theta)?;
     }
@@ -207,7 +218,8 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let result = options().and_then(|o| if o.bench { bench(&world, &o) } else { train(&world, &o) });
+    let result =
+        options().and_then(|o| if o.bench { bench(&world, &o) } else { train(&world, &o) });
     if let Err(e) = result {
         eprintln!("distributed_hf, rank {} of {}: {e}", world.rank(), world.size());
         world.abort(1);

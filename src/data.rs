@@ -144,7 +144,11 @@ pub fn read_idx_images(path: &Path) -> Result<Matrix<f64>, DataError> {
 /// sizes differing by at most one: [`curvature::distributed::shard_range`]), as
 /// [`read_idx_images`] reads the whole file. Only the shard's bytes become `f64`s, so each rank
 /// holds its own rows, not the data set (the file itself is read whole: gzip cannot seek).
-pub fn read_idx_images_shard(path: &Path, rank: usize, size: usize) -> Result<Matrix<f64>, DataError> {
+pub fn read_idx_images_shard(
+    path: &Path,
+    rank: usize,
+    size: usize,
+) -> Result<Matrix<f64>, DataError> {
     let name = path.display().to_string();
     if rank >= size {
         return Err(DataError::Format {

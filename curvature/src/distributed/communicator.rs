@@ -120,7 +120,10 @@ impl Communicator for LocalGroup {
         if !state.departed.is_empty() {
             return Err(CurvatureError::invalid(
                 op,
-                format!("rank(s) {:?} left the group; rank {} cannot sum", state.departed, self.rank),
+                format!(
+                    "rank(s) {:?} left the group; rank {} cannot sum",
+                    state.departed, self.rank
+                ),
             ));
         }
         let generation = state.generation;

@@ -78,7 +78,10 @@ pub fn monte_carlo_seed(seed: u64, rank: usize) -> u64 {
 fn rank_kind(kind: &CurvatureKind, rank: usize) -> (CurvatureKind, bool) {
     match kind {
         CurvatureKind::MonteCarloFisher { samples, seed } => (
-            CurvatureKind::MonteCarloFisher { samples: *samples, seed: monte_carlo_seed(*seed, rank) },
+            CurvatureKind::MonteCarloFisher {
+                samples: *samples,
+                seed: monte_carlo_seed(*seed, rank),
+            },
             true,
         ),
         CurvatureKind::BlockDiagonal(inner) => {
@@ -92,14 +95,14 @@ fn rank_kind(kind: &CurvatureKind, rank: usize) -> (CurvatureKind, bool) {
 /// How many entries of `values` differ (as bits) from rank 0's, summed over ranks, on every
 /// rank: 0 when every rank holds the same θ. Two all-reduces, of `values.len()` floats and of one.
 /// Collective; errors if the ranks pass different lengths.
-pub fn differences_from_rank_zero(values: &[f64], communicator: &dyn Communicator) -> Result<usize> {
+pub fn differences_from_rank_zero(
+    values: &[f64],
+    communicator: &dyn Communicator,
+) -> Result<usize> {
     // Rank 0 sends its values, the others −0.0, and `x + (−0.0)` is `x` to the bit for every
     // x (+0.0 included), so every rank receives rank 0's values exactly.
-    let mut first: Vec<f64> = if communicator.rank() == 0 {
-        values.to_vec()
-    } else {
-        vec![-0.0; values.len()]
-    };
+    let mut first: Vec<f64> =
+        if communicator.rank() == 0 { values.to_vec() } else { vec![-0.0; values.len()] };
     communicator.all_reduce_sum(&mut first)?;
     let differing = values.iter().zip(&first).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
     let mut total = [differing as f64];
@@ -177,7 +180,11 @@ impl<'a, M: Model + Sync> DistributedProblem<'a, M> {
     pub fn at(&self, theta: &[f64]) -> Result<DistributedPass<'_, M>> {
         if theta.len() != self.dim() {
             // The same on every rank (one model), so no rank waits for another.
-            return Err(CurvatureError::length("DistributedProblem::at (θ)", self.dim(), theta.len()));
+            return Err(CurvatureError::length(
+                "DistributedProblem::at (θ)",
+                self.dim(),
+                theta.len(),
+            ));
         }
         Ok(DistributedPass { local: self.sharded.at(theta), problem: self })
     }
@@ -198,7 +205,11 @@ impl<'a, M: Model + Sync> DistributedProblem<'a, M> {
         kind: &CurvatureKind,
     ) -> Result<Box<dyn LinearOperator + '_>> {
         if theta.len() != self.dim() {
-            return Err(CurvatureError::length("DistributedProblem::operator (θ)", self.dim(), theta.len()));
+            return Err(CurvatureError::length(
+                "DistributedProblem::operator (θ)",
+                self.dim(),
+                theta.len(),
+            ));
         }
         let (kind, monte_carlo) = rank_kind(kind, self.communicator.rank());
         let local = if monte_carlo {
@@ -247,7 +258,9 @@ fn others_failed(communicator: &dyn Communicator, op: &str, failed: f64) -> Curv
     let (rank, size) = (communicator.rank(), communicator.size());
     CurvatureError::invalid(
         op,
-        format!("{failed} of {size} ranks failed (rank {rank} did not; the failing rank reports why)"),
+        format!(
+            "{failed} of {size} ranks failed (rank {rank} did not; the failing rank reports why)"
+        ),
     )
 }
 

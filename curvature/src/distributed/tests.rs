@@ -208,7 +208,10 @@ fn differences_from_rank_zero_sees_one_changed_bit_anywhere() {
         if c.rank() == 2 {
             changed[1] = -0.0;
         }
-        (differences_from_rank_zero(&same, c).unwrap(), differences_from_rank_zero(&changed, c).unwrap())
+        (
+            differences_from_rank_zero(&same, c).unwrap(),
+            differences_from_rank_zero(&changed, c).unwrap(),
+        )
     });
     assert_eq!(counts, vec![(0, 1); 3]);
 }
