@@ -11,7 +11,8 @@
 //! ```
 //!
 //! Fault injection: with `NATGRAD_FAULT_RANK=r`, rank r exits with status 3 after the first
-//! all-reduce (no MPI_Finalize); `mpirun` must then end every rank and exit non-zero.
+//! all-reduce (no MPI_Finalize), or is killed by SIGABRT with `NATGRAD_FAULT_KIND=abort`;
+//! `mpirun` must then end every rank and exit non-zero.
 
 use autodiff::random::{random_matrix, random_vector};
 use autodiff::Matrix;
@@ -225,6 +226,10 @@ fn run(world: &MpiWorld) -> Result<(), Box<dyn Error>> {
     {
         checks += check_products(world, name, &mut failures)?;
         if k == 0 && fault == Some(world.rank()) {
+            if std::env::var("NATGRAD_FAULT_KIND").as_deref() == Ok("abort") {
+                eprintln!("rank {}: aborting mid-run (NATGRAD_FAULT_RANK)", world.rank());
+                std::process::abort();
+            }
             eprintln!("rank {}: exiting with status 3 mid-run (NATGRAD_FAULT_RANK)", world.rank());
             std::process::exit(3);
         }
