@@ -41,6 +41,10 @@
 //! allocates from its own [`autodiff::BufferPool`], so a worker thread reuses the buffers of
 //! its last pass instead of faulting in fresh pages every time.
 //!
+//! **Processes**: [`distributed::DistributedProblem`] holds one rank's shard and all-reduces every
+//! product over a [`distributed::Communicator`] (MPI with the `mpi` feature), one all-reduce of
+//! `n + 1` floats per product.
+//!
 //! # Example
 //! ```
 //! use curvature::loss::SoftmaxCrossEntropy;
