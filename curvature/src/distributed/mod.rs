@@ -1,6 +1,6 @@
 //! Data parallelism over processes: [`DistributedProblem`] holds one rank's shard of the batch
 //! and all-reduces every product over a [`Communicator`] (MPI with the `mpi` feature,
-//! [`MpiWorld`](mpi::MpiWorld); threads of one process with [`LocalGroup`]).
+//! `mpi::MpiWorld`; threads of one process with [`LocalGroup`]).
 //!
 //! Every quantity of Section 3 is an average over examples, `h(θ) = (1/N) Σ_n L(y_n, f(x_n, θ))`,
 //! so the batch splits across ranks exactly as [`ShardedProblem`] splits
