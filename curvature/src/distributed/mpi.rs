@@ -7,6 +7,7 @@ use ::mpi::collective::SystemOperation;
 use ::mpi::environment::Universe;
 use ::mpi::topology::SimpleCommunicator;
 use ::mpi::traits::{Communicator as _, CommunicatorCollectives as _};
+use std::cell::RefCell;
 
 /// `MPI_COMM_WORLD`, initialized by [`initialize`](Self::initialize) and finalized on drop.
 ///
@@ -15,6 +16,9 @@ use ::mpi::traits::{Communicator as _, CommunicatorCollectives as _};
 pub struct MpiWorld {
     // Dropped before the universe, which finalizes MPI.
     world: SimpleCommunicator,
+    /// The send buffer, kept between calls: a fresh θ-sized buffer each time would fault in
+    /// its pages again (MPI_IN_PLACE is not in rsmpi's safe API).
+    send: RefCell<Vec<f64>>,
     _universe: Universe,
 }
 
@@ -24,7 +28,11 @@ impl MpiWorld {
         let universe = ::mpi::initialize().ok_or_else(|| {
             CurvatureError::invalid("MpiWorld::initialize", "MPI is already initialized")
         })?;
-        Ok(MpiWorld { world: universe.world(), _universe: universe })
+        Ok(MpiWorld {
+            world: universe.world(),
+            send: RefCell::new(Vec::new()),
+            _universe: universe,
+        })
     }
 
     /// Ends every rank of the job with `code` (`MPI_Abort`): for an error one rank cannot
@@ -59,7 +67,9 @@ impl Communicator for MpiWorld {
                 format!("{} values exceed MPI's count limit {}", values.len(), i32::MAX),
             ));
         }
-        let send = values.to_vec();
+        let mut send = self.send.borrow_mut();
+        send.clear();
+        send.extend_from_slice(values);
         self.world.all_reduce_into(&send[..], values, SystemOperation::sum());
         Ok(())
     }
