@@ -152,6 +152,38 @@ pub fn read_idx_images(path: &Path) -> Result<Matrix<f64>, DataError> {
         .map_err(|e| DataError::Format { path: name, reason: e.to_string() })
 }
 
+/// Rank `rank`'s rows of an IDX image file split over `size` ranks (contiguous, in rank order,
+/// sizes differing by at most one: [`curvature::distributed::shard_range`]), as
+/// [`read_idx_images`] reads the whole file. Only the shard's bytes become `f64`s, so each rank
+/// holds its own rows, not the data set (the file itself is read whole: gzip cannot seek).
+pub fn read_idx_images_shard(
+    path: &Path,
+    rank: usize,
+    size: usize,
+) -> Result<Matrix<f64>, DataError> {
+    let name = path.display().to_string();
+    if rank >= size {
+        return Err(DataError::Format {
+            path: name,
+            reason: format!("shard of rank {rank} out of {size} ranks (needs rank < size)"),
+        });
+    }
+    let bytes =
+        std::fs::read(path).map_err(|source| DataError::Io { path: name.clone(), source })?;
+    let (dims, data) = parse_idx(&bytes, &name)?;
+    if dims.len() != 3 {
+        return Err(DataError::Format {
+            path: name,
+            reason: format!("images need 3 dimensions, found {dims:?}"),
+        });
+    }
+    let pixels = dims[1] * dims[2];
+    let rows = curvature::distributed::shard_range(dims[0], rank, size);
+    let shard = &data[rows.start * pixels..rows.end * pixels];
+    Ok(Matrix::from_vec(rows.len(), pixels, shard.iter().map(|&b| b as f64 / 255.0).collect())
+        .expect("sizes checked"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,5 +253,26 @@ mod tests {
         wrong_type[2] = 0x0d;
         assert!(parse_idx(&wrong_type, "t").unwrap_err().to_string().contains("0x0d"));
         assert!(read_idx_images(&dir.join("missing")).unwrap_err().to_string().contains("missing"));
+    }
+
+    /// Shards over 3 ranks of a 7-image file: 3 + 2 + 2 rows, stacked in rank order they are the
+    /// whole file as `read_idx_images` reads it.
+    #[test]
+    fn idx_shards_are_the_ranks_rows_of_the_whole_file() {
+        let data: Vec<u8> = (0..28).map(|i| (i * 9) as u8).collect();
+        let dir = std::env::temp_dir().join(format!("natgrad-idx-shard-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.idx");
+        std::fs::write(&path, idx_bytes(&[7, 2, 2], &data)).unwrap();
+        let whole = read_idx_images(&path).unwrap();
+        let mut stacked = Vec::new();
+        for (rank, rows) in [3, 2, 2].into_iter().enumerate() {
+            let shard = read_idx_images_shard(&path, rank, 3).unwrap();
+            assert_eq!(shard.shape(), autodiff::Shape::new(rows, 4));
+            stacked.extend_from_slice(shard.data());
+        }
+        assert_eq!(stacked, whole.data());
+        let err = read_idx_images_shard(&path, 3, 3).unwrap_err().to_string();
+        assert!(err.contains("rank 3 out of 3"), "{err}");
     }
 }

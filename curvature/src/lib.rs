@@ -54,6 +54,10 @@
 //! unchecked ratio), and [`checks::without_finite_checks`] turns them off for speed-critical
 //! loops.
 //!
+//! **Processes**: [`distributed::DistributedProblem`] holds one rank's shard and all-reduces every
+//! product over a [`distributed::Communicator`] (MPI with the `mpi` feature), one all-reduce of
+//! `n + 1` floats per product.
+//!
 //! # Example
 //! ```
 //! use curvature::loss::SoftmaxCrossEntropy;
@@ -79,6 +83,7 @@
 
 pub mod checks;
 pub mod decomposition;
+pub mod distributed;
 pub mod error;
 pub mod kfac;
 pub mod loss;

@@ -59,6 +59,7 @@ pub mod averaging;
 pub mod cg;
 pub mod damping;
 pub mod diagonal;
+pub mod distributed;
 pub mod error;
 pub mod hessian_free;
 pub mod kfac;
@@ -69,6 +70,7 @@ pub mod sgd;
 pub mod solver;
 pub mod theory;
 
+pub use distributed::DistributedObjective;
 pub use error::{OptimError, Result};
 pub use objective::{NetworkObjective, Objective, QuadraticObjective, MIN_ROWS_PER_THREAD};
 pub use solver::{Rejection, Solver, StepReport, Work, MAX_NON_FINITE_REJECTIONS};
