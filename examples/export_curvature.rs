@@ -20,7 +20,7 @@
 //! distribution (one-hot rows for the categorical losses).
 
 use autodiff::linalg::symmetric_eigen;
-use autodiff::random::{random_matrix, random_vector};
+use autodiff::random::{random_vector, standard_normal};
 use curvature::loss::{self, dense_h_l};
 use curvature::model::ConvNet;
 use curvature::npy::{write_matrix, write_vector};
@@ -127,7 +127,10 @@ fn export<M: Model>(
         );
     }
     let mut rng = StdRng::seed_from_u64(a.seed);
-    let x = random_matrix(a.batch, input_dim, &mut rng);
+    // An allocation the machine cannot make (say `--batch 1000000000`) is an error, not an abort.
+    let mut x = autodiff::Matrix::try_zeros(a.batch, input_dim)
+        .map_err(|e| format!("--batch {}: the inputs do not fit in memory: {e}", a.batch))?;
+    x.data_mut().iter_mut().for_each(|v| *v = standard_normal(&mut rng));
     let theta: Vec<f64> = random_vector(n, &mut rng).iter().map(|t| 0.5 * t).collect();
     // Targets from the model's own predictive distribution at θ (valid for every loss).
     let z = {

@@ -110,6 +110,20 @@ fn export_curvature_does_not_take_a_flag_as_a_value() {
     );
 }
 
+/// A batch whose inputs cannot be allocated (32 TB of `x`) is a one-line error, not an abort.
+#[test]
+fn export_curvature_refuses_a_batch_that_does_not_fit_in_memory() {
+    let (code, stderr) = run("export_curvature", &["--batch", "1000000000000", "--out", "/tmp"]);
+    assert_eq!(code, Some(2), "stderr {stderr:?}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
+    assert!(
+        stderr.starts_with(
+            "export_curvature: --batch 1000000000000: the inputs do not fit in memory"
+        ),
+        "{stderr:?}"
+    );
+}
+
 #[test]
 fn reproduce_examples_name_the_flags_they_have() {
     assert_usage_error(
@@ -121,6 +135,6 @@ fn reproduce_examples_name_the_flags_they_have() {
         "reproduce",
         &["--quick", "--only", "hesian"],
         "reproduce: --only: 'hesian' is not one of hessian, fisher_ggn, empirical_fisher, \
-         invariance, convergence, autoencoder",
+         invariance, convergence, autoencoder, spectra",
     );
 }

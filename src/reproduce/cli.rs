@@ -140,7 +140,7 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "--only: 'x' is not one of hessian, fisher_ggn, empirical_fisher, invariance, \
-             convergence, autoencoder"
+             convergence, autoencoder, spectra"
         );
         assert!(matches!(run(&[], &["--threads", "0"]), Err(CliError::BadValue { .. })));
         assert!(matches!(run(&[], &["--seed", "-1"]), Err(CliError::BadValue { .. })));
