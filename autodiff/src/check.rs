@@ -107,7 +107,7 @@ pub fn compare(
 
 /// As [`compare`], with the scale at least `floor`: for a finite-difference reference, the size
 /// below which its rounding noise is not negligible.
-fn compare_above(
+pub fn compare_above(
     check: &str,
     computed: &[f64],
     reference: &[f64],

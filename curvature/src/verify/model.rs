@@ -3,7 +3,7 @@
 use crate::error::{CurvatureError, Result};
 use crate::model::{Model, Nonlinearity};
 use crate::problem::Problem;
-use autodiff::check::{central_difference, compare, CheckReport};
+use autodiff::check::{central_difference, compare, compare_above, CheckReport};
 use autodiff::dual::split;
 use autodiff::random::random_matrix;
 use autodiff::{Dual, Matrix, Tape};
@@ -212,7 +212,15 @@ fn nonlinearity_checks(
 
     // Per example n: d/dt c_nᵀ φ(s_n + t u_n) = ⟨vjp(s_n, c_n), u_n⟩ and
     // d/dt ⟨vjp(s_n + t u_n, c_n), w_n⟩ = ⟨curvature_product(s_n, c_n, u_n), w_n⟩.
-    let h = 1e-3 * s.data().iter().fold(1.0_f64, |m, x| m.max(x.abs()));
+    // The differences are Richardson-extrapolated (truncation O(h⁴)), so a small step costs
+    // only rounding, about ε|g|/h for the differenced g: with h = ε^{1/3}·scale that is
+    // ε^{2/3}|g|/scale. Errors are therefore measured against at least |g|/scale and
+    // |g|/scale², the natural sizes of a first and second derivative of g (|g| summed in
+    // absolute value), not against the derivatives alone, which are tiny where a unit saturates
+    // (a softmax at 1 − 1e-5). A step of 1e-3·scale instead left a truncation error
+    // of ~1e-7 where tanh bends sharply and |s| reached 12: a correct model failed at 1e-8.
+    let scale = s.data().iter().fold(1.0_f64, |m, x| m.max(x.abs()));
+    let h = f64::EPSILON.cbrt() * scale;
     let shifted = |t: f64, r: usize| -> Vec<f64> {
         s.row(r).iter().zip(u.row(r)).map(|(x, d)| x + t * d).collect()
     };
@@ -227,8 +235,21 @@ fn nonlinearity_checks(
             .collect())
     })?;
     let first: Vec<f64> = (0..rows).map(|r| dot(vjp.row(r), u.row(r))).collect();
+    let g_size = (0..rows)
+        .map(|r| {
+            let mut val = vec![0.0; m_out];
+            phi.value(s.row(r), &mut val);
+            c.row(r).iter().zip(&val).map(|(p, q)| (p * q).abs()).sum::<f64>()
+        })
+        .fold(0.0_f64, f64::max);
     checks.push(located(
-        compare(&format!("{name}: φ' (vjp) vs differences of φ"), &first, &first_fd, tolerance)?,
+        compare_above(
+            &format!("{name}: φ' (vjp) vs differences of φ"),
+            &first,
+            &first_fd,
+            tolerance,
+            g_size / scale,
+        )?,
         1,
     ));
     let second_fd = central_difference(h, |t| {
@@ -247,11 +268,12 @@ fn nonlinearity_checks(
         })
         .collect();
     checks.push(located(
-        compare(
+        compare_above(
             &format!("{name}: φ'' (curvature product) vs differences of φ'"),
             &second,
             &second_fd,
             tolerance,
+            g_size / (scale * scale),
         )?,
         1,
     ));
