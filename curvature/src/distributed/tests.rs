@@ -151,22 +151,24 @@ fn monte_carlo_fisher_uses_the_documented_per_rank_seeds() {
     assert_close("MC Fisher (1 rank)", &one, &alone);
 }
 
-/// A rank whose part fails (targets of the wrong width on rank 1) makes every rank return an error from the
-/// same call, naming the failing rank there, instead of the others waiting for it.
+/// A rank whose part fails (a NaN in rank 1's θ, which its finite check refuses) makes every
+/// rank return an error from the same call, naming the failing rank there, instead of the others
+/// waiting for it.
 #[test]
 fn a_failing_rank_fails_every_rank() {
     let s = setup(9);
     let loss = &loss::SoftmaxCrossEntropy;
     let errors = on_ranks(3, |c| {
         let range = shard_range(9, c.rank(), c.size());
-        let (x, mut y) = (rows(&s.x, range.clone()), rows(&s.y, range));
+        let (x, y) = (rows(&s.x, range.clone()), rows(&s.y, range));
+        let mut theta = s.theta.clone();
         if c.rank() == 1 {
-            y = Matrix::zeros(y.rows(), y.cols() + 1);
+            theta[2] = f64::NAN;
         }
         let problem = DistributedProblem::new(&s.mlp, loss, &x, &y, 1, c).unwrap();
-        let pass = problem.at(&s.theta).unwrap();
+        let pass = problem.at(&theta).unwrap();
         let gradient = pass.gradient().unwrap_err().to_string();
-        let operator = problem.operator(&s.theta, &CurvatureKind::Ggn).unwrap();
+        let operator = problem.operator(&theta, &CurvatureKind::Ggn).unwrap();
         let mut out = vec![0.0; s.v.len()];
         let product = operator.apply(&s.v, &mut out).unwrap_err().to_string();
         (gradient, product)
@@ -174,12 +176,23 @@ fn a_failing_rank_fails_every_rank() {
     for (rank, (gradient, product)) in errors.iter().enumerate() {
         for e in [gradient, product] {
             if rank == 1 {
-                assert!(e.contains("rank 1 of 3 failed"), "{e}");
+                assert!(e.contains("rank 1 of 3 failed") && e.contains("theta"), "{e}");
             } else {
                 assert!(e.contains("1 of 3 ranks failed"), "{e}");
             }
         }
     }
+    // Targets of the wrong width on rank 1 are refused on every rank at construction.
+    let errors = on_ranks(3, |c| {
+        let range = shard_range(9, c.rank(), c.size());
+        let (x, mut y) = (rows(&s.x, range.clone()), rows(&s.y, range));
+        if c.rank() == 1 {
+            y = Matrix::zeros(y.rows(), y.cols() + 1);
+        }
+        DistributedProblem::new(&s.mlp, loss, &x, &y, 1, c).err().map(|e| e.to_string())
+    });
+    assert!(errors[0].as_deref().is_some_and(|e| e.contains("1 of 3 ranks failed")), "{errors:?}");
+    assert!(errors[1].as_deref().is_some_and(|e| e.contains("rank 1 of 3 failed")), "{errors:?}");
     // An empty shard is refused on every rank at construction.
     let errors = on_ranks(2, |c| {
         let range = if c.rank() == 0 { 0..9 } else { 9..9 };

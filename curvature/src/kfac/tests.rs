@@ -44,10 +44,8 @@ fn sampled_targets(
     theta: &[f64],
     seed: u64,
 ) -> Matrix<f64> {
-    let m = mlp.output_dim();
-    let placeholder = Matrix::zeros(x.rows(), dist.target_dim(m).unwrap());
-    let pass = Problem::new(mlp, dist, x, &placeholder).unwrap().at(theta).unwrap();
-    loss::sample_targets(dist, pass.output(), &mut StdRng::seed_from_u64(seed)).unwrap()
+    let outputs = crate::model::forward_values(mlp, theta, x).unwrap();
+    loss::sample_targets(dist, &outputs, &mut StdRng::seed_from_u64(seed)).unwrap()
 }
 
 #[test]

@@ -13,9 +13,30 @@ pub use conv::ConvNet;
 pub use mlp::Mlp;
 pub use nonlinearity::{Elementwise, ElementwiseOp, Nonlinearity};
 
-use autodiff::{Scalar, Tape, Var};
+use autodiff::{Matrix, Scalar, Tape, Var};
 use std::ops::Range;
 use std::sync::Arc;
+
+/// `z = f(x, θ)` as values: one `f64` forward pass, with no loss and no targets (for example to
+/// draw targets from the model's own predictive distribution with
+/// [`sample_targets`](crate::loss::sample_targets) before a [`Problem`](crate::Problem) exists).
+pub fn forward_values<M: Model>(
+    model: &M,
+    theta: &[f64],
+    x: &Matrix<f64>,
+) -> crate::error::Result<Matrix<f64>> {
+    if theta.len() != model.num_params() {
+        return Err(crate::CurvatureError::length(
+            "forward_values (θ)",
+            model.num_params(),
+            theta.len(),
+        ));
+    }
+    let tape = Tape::<f64>::new();
+    let th = tape.input(Matrix::column(theta.to_vec()));
+    let xv = tape.constant(x.clone());
+    Ok(model.forward(&tape, th, xv)?.value())
+}
 
 /// A network `z = f(x, θ)`, written once for every scalar type so that the same definition
 /// gives values (`f64`), `J v` (`Dual<f64>`) and `H v` (a reverse sweep over a dual tape).

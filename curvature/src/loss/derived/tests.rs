@@ -267,9 +267,7 @@ fn whole_network_products_agree_with_the_closed_forms() {
         let closed = on_tape(kind).builtin;
         let tape = derived(kind);
         // Targets drawn from the model's own predictions at θ.
-        let zeros = Matrix::zeros(6, closed.target_dim(m).unwrap());
-        let outputs = Problem::new(&mlp, closed.as_ref(), &x, &zeros).unwrap();
-        let outputs = outputs.at(&theta).unwrap().output().clone();
+        let outputs = crate::model::forward_values(&mlp, &theta, &x).unwrap();
         let y = sample_targets(closed.as_ref(), &outputs, &mut rng).unwrap();
         let p_closed = Problem::new(&mlp, closed.as_ref(), &x, &y).unwrap();
         let p_tape = Problem::new(&mlp, tape.as_ref(), &x, &y).unwrap();
