@@ -45,6 +45,13 @@ pub struct KfacParams {
     pub exact_damping: bool,
     /// Choose a momentum coefficient `μ` on the previous update (Section 7); otherwise `μ = 0`.
     pub momentum: bool,
+    /// Apply the factored inverse in `f32`
+    /// ([`KfacInverse::with_single_precision_products`]): the proposal `Δ` agrees with the
+    /// `f64` one to about `1e-6` relative, ample for a preconditioner that is itself an
+    /// approximation, while `α`, `μ` and the reduction ratio still come from exact `f64`
+    /// products. On W1 a step on unrefreshed factors costs 1.30 gradients this way against
+    /// 1.51 in `f64` (whose inverse products alone put it at 1.58 by FLOP count). Off by default.
+    pub single_precision_inverse: bool,
 }
 
 impl KfacParams {
@@ -60,6 +67,7 @@ impl KfacParams {
             lambda,
             exact_damping: false,
             momentum: true,
+            single_precision_inverse: false,
         }
     }
 }
@@ -221,7 +229,12 @@ impl KroneckerFactored {
                 KfacDamping::Factored { lambda }
             };
             let factors = self.factors.as_ref().expect("factors were just set");
-            self.inverse = Some(factors.inverse(damping)?);
+            let inverse = factors.inverse(damping)?;
+            self.inverse = Some(if self.params.single_precision_inverse {
+                inverse.with_single_precision_products()
+            } else {
+                inverse
+            });
         }
         let inverse = self.inverse.as_ref().expect("inverse was just set");
         let mut delta = vec![0.0; g.len()];
@@ -404,6 +417,32 @@ mod tests {
             }
             assert!(last < 0.2 * start, "{kind:?}: loss {start} → {last}");
         }
+    }
+
+    /// With the inverse applied in `f32`, the first step (no momentum yet, the same factors)
+    /// agrees with the `f64` one to the `f32` rounding of the proposal, and training still
+    /// works; a step that ignored the setting would agree to the bit, which the test rejects.
+    #[test]
+    fn single_precision_inverse_products_change_the_step_only_by_rounding() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let mlp = Mlp::new(&[3, 6, 2], &[Activation::Tanh, Activation::Identity]).unwrap();
+        let x = random_matrix(32, 3, &mut rng);
+        let y = Matrix::from_fn(32, 2, |i, j| (x[(i, 0)] - (j as f64) * x[(i, 2)]).cos());
+        let mut objective = NetworkObjective::full_batch(&mlp, &SquaredError, &x, &y).unwrap();
+        let theta0: Vec<f64> =
+            random_vector(mlp.num_params(), &mut rng).iter().map(|v| 0.5 * v).collect();
+        let step = |single: bool, objective: &mut NetworkObjective<'_, Mlp>| {
+            let mut params = KfacParams::new(1.0);
+            params.single_precision_inverse = single;
+            let mut solver = KroneckerFactored::new(params).unwrap();
+            let mut theta = theta0.clone();
+            solver.step(&mut theta, objective).unwrap();
+            theta.iter().zip(&theta0).map(|(t, t0)| t - t0).collect::<Vec<f64>>()
+        };
+        let (double, single) = (step(false, &mut objective), step(true, &mut objective));
+        let difference: Vec<f64> = double.iter().zip(&single).map(|(a, b)| a - b).collect();
+        let relative = norm(&difference) / norm(&double);
+        assert!(relative < 1e-5 && relative > 0.0, "f32 vs f64 step: relative {relative:e}");
     }
 
     /// A one-layer "network" whose loss is NaN anywhere but at θ₀.
