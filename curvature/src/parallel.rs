@@ -221,6 +221,8 @@ impl<'a, M: Model + Sync> ShardedProblem<'a, M> {
     pub fn at(&self, theta: &[f64]) -> Result<ShardedPass<'_, M>> {
         // One copy of θ for all blocks: a copy per block is θ-sized work that does not shrink
         // with the number of threads, and on a worker thread it writes fresh pages each time.
+        // Checked once here, not once per block.
+        check_finite(theta, 1, || "theta".into())?;
         let shared: Arc<[f64]> = Arc::from(theta);
         let items: Vec<_> = self.problems().into_iter().zip(&self.pools).collect();
         let passes = parallel_map(items, |(p, pool)| {
