@@ -12,7 +12,9 @@
 //! | [`ForwardPass::loss`](crate::ForwardPass::loss) | the loss, naming the first bad row |
 //!
 //! Each is one linear scan over a vector the product reads or writes anyway (θ-sized, or the
-//! batch's outputs), so it costs a small fraction of a pass: the benchmark prints the ratio of
+//! batch's outputs), so it costs a small fraction of a pass: θ in `at` and `v` on its way into
+//! the tangent sweep are checked block by block as they are copied (while each block is in
+//! L1), and the scan is a vectorized exponent test. The benchmark prints the ratio of
 //! the checked to the unchecked path on its workloads. A speed-critical loop that has checked
 //! its data once can turn them off for the calls inside a closure with [`without_finite_checks`];
 //! the setting belongs to the calling thread and is passed on to the threads of a
@@ -183,5 +185,63 @@ mod tests {
         assert!(finite_checks_enabled());
         let _ = std::panic::catch_unwind(|| without_finite_checks(|| panic!("inside")));
         assert!(finite_checks_enabled(), "a panic inside must restore the setting");
+    }
+
+    #[test]
+    fn the_exponent_test_is_exact_at_the_edges_of_the_finite_range() {
+        let finite = [
+            0.0,
+            -0.0,
+            f64::MAX,
+            f64::MIN,
+            f64::MIN_POSITIVE,
+            f64::from_bits(1), // the smallest subnormal
+            -f64::from_bits(0x000f_ffff_ffff_ffff), // the largest subnormal, negative
+            f64::from_bits(0x7fef_ffff_ffff_ffff), // the exponent one below all ones
+        ];
+        let bad = [
+            f64::NAN,
+            -f64::NAN,
+            f64::from_bits(0x7ff0_0000_0000_0001), // a signalling NaN
+            f64::from_bits(0xfff8_0000_0000_0001), // a negative NaN with a payload
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ];
+        // Lengths that cover the vector body and the scalar remainder of every path.
+        for len in [1, 3, 4, 15, 16, 17, 64, 1029] {
+            let mut values: Vec<f64> = (0..len).map(|k| finite[k % finite.len()]).collect();
+            assert!(all_finite(&values) && all_finite_portable(&values), "len {len}");
+            for at in [0, len / 2, len - 1] {
+                for &b in &bad {
+                    let keep = std::mem::replace(&mut values[at], b);
+                    assert!(!all_finite(&values), "len {len}, {b:?} at {at}");
+                    assert!(!all_finite_portable(&values), "len {len}, {b:?} at {at}");
+                    values[at] = keep;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_checked_copy_is_the_values_or_names_the_first_bad_one() {
+        let values: Vec<f64> = (0..1500).map(|k| (k as f64).sin() * 1e300).collect();
+        assert_eq!(copy_checked(&values, || "theta".into()).unwrap(), values);
+        // Bad values in the second and third 512-value blocks: the first is named.
+        let mut bad = values.clone();
+        bad[1400] = f64::NAN;
+        bad[700] = f64::NEG_INFINITY;
+        let err = copy_checked(&bad, || "theta".into()).unwrap_err();
+        assert!(
+            matches!(err, CurvatureError::NonFinite { ref quantity, index: 700, cols: 1, value } if quantity == "theta" && value == f64::NEG_INFINITY),
+            "{err:?}"
+        );
+        // In the last, short block.
+        bad[700] = 0.0;
+        let err = copy_checked(&bad, || "v".into()).unwrap_err();
+        assert!(matches!(err, CurvatureError::NonFinite { index: 1400, .. }), "{err:?}");
+        // Unchecked, the copy is made as it is.
+        let copy = without_finite_checks(|| copy_checked(&bad, || "v".into())).unwrap();
+        assert_eq!(copy.len(), bad.len());
+        assert!(copy[1400].is_nan() && copy[..1400] == bad[..1400]);
     }
 }
