@@ -195,9 +195,9 @@ mod tests {
             f64::MAX,
             f64::MIN,
             f64::MIN_POSITIVE,
-            f64::from_bits(1), // the smallest subnormal
+            f64::from_bits(1),                      // the smallest subnormal
             -f64::from_bits(0x000f_ffff_ffff_ffff), // the largest subnormal, negative
-            f64::from_bits(0x7fef_ffff_ffff_ffff), // the exponent one below all ones
+            f64::from_bits(0x7fef_ffff_ffff_ffff),  // the exponent one below all ones
         ];
         let bad = [
             f64::NAN,

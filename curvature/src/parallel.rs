@@ -373,7 +373,9 @@ impl<M: Model + Sync> ShardedPass<'_, M> {
 
     /// `F̄ v` (Section 11).
     pub fn empirical_fisher_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
-        self.weighted("empirical_fisher_vector_product", Some(v), |p| p.empirical_fisher_vector_product(v))
+        self.weighted("empirical_fisher_vector_product", Some(v), |p| {
+            p.empirical_fisher_vector_product(v)
+        })
     }
 
     /// `H v` (eqn 6) over the recorded passes.
@@ -499,9 +501,7 @@ mod tests {
         let problem = Problem::new(&mlp, &SquaredError, &x, &y).unwrap();
         let sharded = ShardedProblem::new(&problem, 3).unwrap();
         let pass = sharded.at(&theta).unwrap();
-        let named = |err: CurvatureError, name: &str, at: usize| {
-            matches!(err, CurvatureError::NonFinite { ref quantity, index, .. } if quantity == name && index == at)
-        };
+        let named = |err: CurvatureError, name: &str, at: usize| matches!(err, CurvatureError::NonFinite { ref quantity, index, .. } if quantity == name && index == at);
         // Row 5, column 1 of u lies in the third block (its row 1).
         let mut u = Matrix::zeros(6, 2);
         u[(5, 1)] = f64::NAN;
@@ -510,9 +510,16 @@ mod tests {
         // A v whose values overflow the products (finite v, infinite result): caught on the sum.
         let v = vec![1e308; theta.len()];
         let err = pass.ggn_vector_product(&v).unwrap_err();
-        assert!(matches!(err, CurvatureError::NonFinite { ref quantity, .. } if quantity == "result of ggn_vector_product"), "{err:?}");
+        assert!(
+            matches!(err, CurvatureError::NonFinite { ref quantity, .. } if quantity == "result of ggn_vector_product"),
+            "{err:?}"
+        );
         let v = vec![f64::NAN; theta.len()];
-        assert!(named(pass.fisher_vector_product(&v).unwrap_err(), "v in fisher_vector_product", 0));
+        assert!(named(
+            pass.fisher_vector_product(&v).unwrap_err(),
+            "v in fisher_vector_product",
+            0
+        ));
         // A wrong length is still named as such, before the values.
         let err = pass.ggn_vector_product(&v[1..]).unwrap_err();
         assert!(!matches!(err, CurvatureError::NonFinite { .. }), "{err:?}");
