@@ -221,6 +221,8 @@ impl<'a, M: Model + Sync> ShardedProblem<'a, M> {
     pub fn at(&self, theta: &[f64]) -> Result<ShardedPass<'_, M>> {
         // One copy of θ for all blocks: a copy per block is θ-sized work that does not shrink
         // with the number of threads, and on a worker thread it writes fresh pages each time.
+        // Checked once here, not once per block.
+        check_finite(theta, 1, || "theta".into())?;
         let shared: Arc<[f64]> = Arc::from(theta);
         let items: Vec<_> = self.problems().into_iter().zip(&self.pools).collect();
         let passes = parallel_map(items, |(p, pool)| {
@@ -269,13 +271,24 @@ impl<M: Model + Sync> ShardedPass<'_, M> {
         })
     }
 
+    /// `Σ_k w_k f(block k)` for `op`. With the finite checks on, `v` (when the product has one)
+    /// is checked once here and the sum once at the end, and the blocks run unchecked: a
+    /// non-finite value in a block's part makes the sum non-finite at the same index (the
+    /// weights are positive), and a sum of finite parts can still overflow.
     fn weighted(
         &self,
         op: &str,
+        v: Option<&[f64]>,
         f: impl Fn(&ForwardPass<'_, M>) -> Result<Vec<f64>> + Sync,
     ) -> Result<Vec<f64>> {
-        // Each block checked its own part; a sum of finite parts can still overflow.
-        let total = weighted_sum(self.each(f), &self.weights, self.pools)?;
+        if let Some(v) = v {
+            if v.len() != self.dim() {
+                return Err(CurvatureError::length(format!("{op} (v)"), self.dim(), v.len()));
+            }
+            check_finite(v, 1, || format!("v in {op}"))?;
+        }
+        let parts = self.each(|p| with_finite_checks(false, || f(p)));
+        let total = weighted_sum(parts, &self.weights, self.pools)?;
         check_finite(&total, 1, || format!("result of {op}"))?;
         Ok(total)
     }
@@ -292,7 +305,7 @@ impl<M: Model + Sync> ShardedPass<'_, M> {
 
     /// `∇h(θ)` (eqn 1).
     pub fn gradient(&self) -> Result<Vec<f64>> {
-        self.weighted("gradient", |p| p.gradient())
+        self.weighted("gradient", None, |p| p.gradient())
     }
 
     /// `J v`, the blocks' rows stacked in order.
@@ -321,6 +334,7 @@ impl<M: Model + Sync> ShardedPass<'_, M> {
                 actual: u.shape().to_string(),
             });
         }
+        check_finite(u.data(), u.cols(), || "u in transpose_jacobian_vector_product".into())?;
         let mut start = 0;
         let blocks: Vec<Matrix<f64>> = block_rows
             .iter()
@@ -333,32 +347,40 @@ impl<M: Model + Sync> ShardedPass<'_, M> {
         let items: Vec<_> = self.passes.iter().zip(&blocks).zip(self.pools).collect();
         let parts = parallel_map(items, |((p, u), pool)| {
             in_pool(pool, || {
-                p.lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .transpose_jacobian_vector_product(u)
+                with_finite_checks(false, || {
+                    p.lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .transpose_jacobian_vector_product(u)
+                })
             })
         });
-        weighted_sum(parts, &vec![1.0; blocks.len()], self.pools)
+        // As in `weighted`: u is checked once (naming its index in the whole batch), the blocks
+        // run unchecked, and the sum is checked.
+        let total = weighted_sum(parts, &vec![1.0; blocks.len()], self.pools)?;
+        check_finite(&total, 1, || "result of transpose_jacobian_vector_product".into())?;
+        Ok(total)
     }
 
     /// `G v` (eqn 5).
     pub fn ggn_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
-        self.weighted("ggn_vector_product", |p| p.ggn_vector_product(v))
+        self.weighted("ggn_vector_product", Some(v), |p| p.ggn_vector_product(v))
     }
 
     /// `F v` (eqn 7).
     pub fn fisher_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
-        self.weighted("fisher_vector_product", |p| p.fisher_vector_product(v))
+        self.weighted("fisher_vector_product", Some(v), |p| p.fisher_vector_product(v))
     }
 
     /// `F̄ v` (Section 11).
     pub fn empirical_fisher_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
-        self.weighted("empirical_fisher_vector_product", |p| p.empirical_fisher_vector_product(v))
+        self.weighted("empirical_fisher_vector_product", Some(v), |p| {
+            p.empirical_fisher_vector_product(v)
+        })
     }
 
     /// `H v` (eqn 6) over the recorded passes.
     pub fn hessian_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
-        self.weighted("hessian_vector_product", |p| p.hessian_vector_product(v))
+        self.weighted("hessian_vector_product", Some(v), |p| p.hessian_vector_product(v))
     }
 }
 
@@ -463,5 +485,43 @@ mod tests {
         let pools: Vec<_> = (0..2).map(|_| Mutex::new(BufferPool::new())).collect();
         let err = weighted_sum(vec![Ok(vec![1.0; 3]), Ok(vec![1.0; 2])], &[0.5, 0.5], &pools);
         assert!(err.is_err());
+    }
+
+    /// The blocks run unchecked and the whole batch's `u`, `v` and sums are checked instead:
+    /// a bad `u` is named by its index in the whole `u` (a block would name its own row), and a
+    /// bad value in one block's part still makes the checked sum fail.
+    #[test]
+    fn sharded_products_check_the_whole_batch_once() {
+        use crate::loss::SquaredError;
+        use crate::{Activation, CurvatureError, Mlp};
+        let mlp = Mlp::new(&[2, 3, 2], &[Activation::Tanh, Activation::Identity]).unwrap();
+        let x = Matrix::from_fn(6, 2, |i, j| 0.3 * i as f64 - 0.2 * j as f64);
+        let y = Matrix::from_fn(6, 2, |i, j| (i + j) as f64 / 10.0);
+        let theta: Vec<f64> = (0..mlp.num_params()).map(|k| 0.1 * (k as f64).sin()).collect();
+        let problem = Problem::new(&mlp, &SquaredError, &x, &y).unwrap();
+        let sharded = ShardedProblem::new(&problem, 3).unwrap();
+        let pass = sharded.at(&theta).unwrap();
+        let named = |err: CurvatureError, name: &str, at: usize| matches!(err, CurvatureError::NonFinite { ref quantity, index, .. } if quantity == name && index == at);
+        // Row 5, column 1 of u lies in the third block (its row 1).
+        let mut u = Matrix::zeros(6, 2);
+        u[(5, 1)] = f64::NAN;
+        let err = pass.transpose_jacobian_vector_product(&u).unwrap_err();
+        assert!(named(err, "u in transpose_jacobian_vector_product", 11));
+        // A v whose values overflow the products (finite v, infinite result): caught on the sum.
+        let v = vec![1e308; theta.len()];
+        let err = pass.ggn_vector_product(&v).unwrap_err();
+        assert!(
+            matches!(err, CurvatureError::NonFinite { ref quantity, .. } if quantity == "result of ggn_vector_product"),
+            "{err:?}"
+        );
+        let v = vec![f64::NAN; theta.len()];
+        assert!(named(
+            pass.fisher_vector_product(&v).unwrap_err(),
+            "v in fisher_vector_product",
+            0
+        ));
+        // A wrong length is still named as such, before the values.
+        let err = pass.ggn_vector_product(&v[1..]).unwrap_err();
+        assert!(!matches!(err, CurvatureError::NonFinite { .. }), "{err:?}");
     }
 }

@@ -13,7 +13,7 @@
 //! | `H v` | eqn 6 | 1 dual forward + 1 dual backward (fresh tape) |
 //! | eqn 6 residual `Σ_j [∇_z L]_j H_{[f]_j} v` | eqn 6 | 1 dual forward + 1 dual backward |
 
-use crate::checks::{check_finite, finite_checks_enabled};
+use crate::checks::{check_finite, copy_checked, finite_checks_enabled};
 use crate::error::{CurvatureError, Result};
 use crate::loss::{self, PredictiveDistribution};
 use crate::model::Model;
@@ -163,13 +163,13 @@ impl<'a, M: Model> ForwardPass<'a, M> {
         if theta.len() != n {
             return Err(CurvatureError::length("ForwardPass (θ)", n, theta.len()));
         }
-        match &theta {
-            Theta::Copied(theta) => check_finite(theta, 1, || "theta".into())?,
-            Theta::Shared(theta) => check_finite(theta, 1, || "theta".into())?,
-        }
         let tape = Tape::<f64>::new();
         let th = match theta {
-            Theta::Copied(theta) => tape.input(Matrix::column(theta.to_vec())),
+            // θ is checked as it is copied onto the tape (one pass over it, not two).
+            Theta::Copied(theta) => {
+                tape.input(Matrix::column(copy_checked(theta, || "theta".into())?))
+            }
+            // `ShardedProblem::at` checked the shared θ once for all its blocks.
             Theta::Shared(theta) => tape.input_shared(theta, n, 1)?,
         };
         let x = tape.constant(problem.x.clone());
@@ -217,10 +217,16 @@ impl<'a, M: Model> ForwardPass<'a, M> {
 
     /// Checks `v`'s length for `op`, and its values while the finite checks are on.
     pub(crate) fn check_input(&self, op: &str, v: &[f64]) -> Result<()> {
+        self.check_length(op, v)?;
+        check_finite(v, 1, || format!("v in {op}"))
+    }
+
+    /// Checks `v`'s length for `op`.
+    fn check_length(&self, op: &str, v: &[f64]) -> Result<()> {
         if v.len() != self.dim() {
             return Err(CurvatureError::length(format!("{op} (v)"), self.dim(), v.len()));
         }
-        check_finite(v, 1, || format!("v in {op}"))
+        Ok(())
     }
 
     /// The problem this pass belongs to.
@@ -297,16 +303,18 @@ impl<'a, M: Model> ForwardPass<'a, M> {
 
     /// `J v` (`N × m_ℓ`, row n is `J_n v`), by a tangent sweep over the cached tape.
     pub fn jacobian_vector_product(&self, v: &[f64]) -> Result<Matrix<f64>> {
-        self.check_input("jacobian_vector_product", v)?;
-        let jv = self.jvp(v)?;
+        let jv = self.jvp("jacobian_vector_product", v)?;
         check_finite(jv.data(), jv.cols(), || "result of jacobian_vector_product".into())?;
         Ok(jv)
     }
 
-    /// `J v` with `v`'s length checked by the caller.
-    fn jvp(&self, v: &[f64]) -> Result<Matrix<f64>> {
+    /// `J v` for `op`, with `v` checked as [`check_input`](Self::check_input) checks it: its
+    /// values as they are copied into the tangent sweep (one pass over `v`, not two).
+    fn jvp(&self, op: &str, v: &[f64]) -> Result<Matrix<f64>> {
+        self.check_length(op, v)?;
+        let v = copy_checked(v, || format!("v in {op}"))?;
         let (theta, z) = (self.node(self.theta_node), self.node(self.z_node));
-        let mut t = self.tape.tangents_of([(theta, Matrix::column(v.to_vec()))], &[z])?;
+        let mut t = self.tape.tangents_of([(theta, Matrix::column(v))], &[z])?;
         Ok(t.take(z).unwrap_or_else(|| Matrix::zeros(self.z.rows(), self.z.cols())))
     }
 
@@ -335,16 +343,14 @@ impl<'a, M: Model> ForwardPass<'a, M> {
 
     /// The GGN product `G v = (1/N) Σ_n J_nᵀ H_L(z_n) J_n v` (eqn 5).
     pub fn ggn_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
-        self.check_input("ggn_vector_product", v)?;
-        let jv = self.jvp(v)?;
+        let jv = self.jvp("ggn_vector_product", v)?;
         let u = loss::apply_h_l_batch(self.problem.loss, &self.z, self.problem.y, &jv)?;
         check_result("ggn_vector_product", self.backward_from(&[(self.z_node, &u)])?)
     }
 
     /// The Fisher product `F v = (1/N) Σ_n J_nᵀ F_R(z_n) J_n v` (eqn 7), exact through `F_R`.
     pub fn fisher_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
-        self.check_input("fisher_vector_product", v)?;
-        let jv = self.jvp(v)?;
+        let jv = self.jvp("fisher_vector_product", v)?;
         let u = loss::apply_f_r_batch(self.problem.loss, &self.z, &jv)?;
         check_result("fisher_vector_product", self.backward_from(&[(self.z_node, &u)])?)
     }
@@ -357,8 +363,7 @@ impl<'a, M: Model> ForwardPass<'a, M> {
         targets: &[&Matrix<f64>],
         v: &[f64],
     ) -> Result<Vec<f64>> {
-        self.check_input("monte_carlo_fisher", v)?;
-        let jv = self.jvp(v)?;
+        let jv = self.jvp("monte_carlo_fisher", v)?;
         let (rows, cols) = (self.z.rows(), self.z.cols());
         let mut seed = Matrix::zeros(rows, cols);
         let mut g = vec![0.0; cols];
@@ -378,11 +383,10 @@ impl<'a, M: Model> ForwardPass<'a, M> {
     /// The empirical Fisher product `F̄ v = (1/N) Σ_n ∇L_n (∇L_nᵀ v)` over the training targets
     /// (Section 11), where `∇L_n` is example n's gradient.
     pub fn empirical_fisher_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
-        self.check_input("empirical_fisher_vector_product", v)?;
         // The per-example gradients are the cached `∇_z h` rows times N: `g_n = N ∇_z h_n`, so
         // the seed row `(1/N) (g_nᵀ J_n v) g_n` is `N (∇_z h_nᵀ J_n v) ∇_z h_n` (no second pass
         // over the loss).
-        let jv = self.jvp(v)?;
+        let jv = self.jvp("empirical_fisher_vector_product", v)?;
         let (n, cols) = (self.z.rows() as f64, self.z.cols().max(1));
         let mut seed = self.output_gradient().clone();
         for (row, jv_row) in seed.data_mut().chunks_mut(cols).zip(jv.data().chunks(cols)) {
