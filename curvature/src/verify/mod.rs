@@ -8,7 +8,7 @@
 //!
 //! For a model of your own, in this order: [`check_model`] (the layers describe the forward
 //! pass), [`check_gradient`] and [`check_hessian_vector_product`] (against differences),
-//! [`check_ggn_residual_identity`] (any model) and [`check_hessian_decomposition`] (layered
+//! [`check_ggn_residual_identity`] and [`check_ggn_residual`] (any model; the second against a reference that shares no code with the residual product) and [`check_hessian_decomposition`] (layered
 //! models; each term against its own reference). For a loss of your own: [`check_loss`].
 //!
 //! **What the Hessian checks cannot catch.** Both sides of [`check_ggn_residual_identity`],
@@ -31,6 +31,7 @@ mod decomposition;
 mod identities;
 mod model;
 mod products;
+mod residual;
 
 pub use autodiff::check::CheckReport;
 pub use decomposition::{
@@ -40,6 +41,7 @@ pub use identities::{
     check_equal, check_loss, check_positive_semidefinite, check_reparameterization, check_symmetric,
 };
 pub use model::check_model;
+pub use residual::{check_ggn_residual, check_ggn_residual_operator};
 pub use products::{
     check_adjoint, check_gradient, check_hessian_vector_product, check_jacobian_vector_product,
 };
