@@ -1,12 +1,13 @@
 //! `check::check_custom_op` passes a right op and rejects each kind of wrong rule: a `vjp` off
 //! by `1e-6` in one input's cotangent (the adjoint identity, round-off tier `1e-12`), a `jvp`
 //! off by `1e-6` (central differences, tier `1e-8`, and `forward` on duals, `1e-12`), a
-//! `forward` whose derivative is not the stated rules (differences), and rules returning the
+//! `forward` whose derivative is not the stated rules (differences and duals), an `f64` forward
+//! that disagrees with a right forward on duals (differences only), and rules returning the
 //! wrong number or shape of results (an error, not a panic).
 
 use autodiff::check::check_custom_op;
 use autodiff::random::random_matrix;
-use autodiff::{AutodiffError, CustomOp, Matrix, Result, Scalar, Shape};
+use autodiff::{AutodiffError, CustomOp, Dual, Matrix, Result, Scalar, Shape};
 use rand::{rngs::StdRng, SeedableRng};
 
 /// What is wrong with [`ProductPlusCube`].
@@ -127,4 +128,84 @@ fn rules_with_the_wrong_number_or_shape_of_results_are_errors() {
     assert!(err.to_string().contains("1 cotangents for 2 inputs"), "{err}");
     let err = check_custom_op(&ProductPlusCube(Fault::JvpShape), &inputs(), 1e-8, 0).unwrap_err();
     assert!(err.to_string().contains("jvp vs forward"), "{err}");
+}
+
+/// `y = x³` whose `f64` forward (a separate "fast path") computes `x³ + 1e-6 x²` while its
+/// forward on duals and both rules are right: only the differences of the `f64` forward see it.
+struct FastPathCube;
+
+fn cube<T: Scalar>(x: &Matrix<T>) -> Matrix<T> {
+    x.map(|v| v * v * v)
+}
+
+fn cube_tangent<T: Scalar>(x: &Matrix<T>, dx: &Matrix<T>) -> Matrix<T> {
+    Matrix::from_fn(x.rows(), x.cols(), |i, j| {
+        T::from_f64(3.0) * x[(i, j)] * x[(i, j)] * dx[(i, j)]
+    })
+}
+
+fn one_input(inputs: &[Shape]) -> Result<Shape> {
+    match inputs {
+        [s] => Ok(*s),
+        _ => Err(AutodiffError::invalid("fast_path_cube", "one input")),
+    }
+}
+
+impl CustomOp<f64> for FastPathCube {
+    fn name(&self) -> &str {
+        "fast_path_cube"
+    }
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        one_input(inputs)
+    }
+    fn forward(&self, inputs: &[&Matrix<f64>]) -> Result<Matrix<f64>> {
+        Ok(inputs[0].map(|v| v * v * v + 1e-6 * v * v))
+    }
+    fn vjp(
+        &self,
+        inputs: &[&Matrix<f64>],
+        _: &Matrix<f64>,
+        c: &Matrix<f64>,
+    ) -> Result<Vec<Matrix<f64>>> {
+        Ok(vec![cube_tangent(inputs[0], c)])
+    }
+    fn jvp(&self, inputs: &[&Matrix<f64>], tangents: &[&Matrix<f64>]) -> Result<Matrix<f64>> {
+        Ok(cube_tangent(inputs[0], tangents[0]))
+    }
+}
+
+impl CustomOp<Dual<f64>> for FastPathCube {
+    fn name(&self) -> &str {
+        "fast_path_cube"
+    }
+    fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
+        one_input(inputs)
+    }
+    fn forward(&self, inputs: &[&Matrix<Dual<f64>>]) -> Result<Matrix<Dual<f64>>> {
+        Ok(cube(inputs[0]))
+    }
+    fn vjp(
+        &self,
+        inputs: &[&Matrix<Dual<f64>>],
+        _: &Matrix<Dual<f64>>,
+        c: &Matrix<Dual<f64>>,
+    ) -> Result<Vec<Matrix<Dual<f64>>>> {
+        Ok(vec![cube_tangent(inputs[0], c)])
+    }
+    fn jvp(
+        &self,
+        inputs: &[&Matrix<Dual<f64>>],
+        tangents: &[&Matrix<Dual<f64>>],
+    ) -> Result<Matrix<Dual<f64>>> {
+        Ok(cube_tangent(inputs[0], tangents[0]))
+    }
+}
+
+#[test]
+fn an_f64_forward_that_disagrees_with_the_rules_fails_only_against_differences() {
+    let x = inputs().swap_remove(0);
+    let report = check_custom_op(&FastPathCube, &[x], 1e-8, 0).unwrap();
+    assert!(!report.passed(), "{report}");
+    assert!(report.check.contains("jvp vs central differences"), "{report}");
+    assert!(report.max_rel_error > 1e-7, "{report}");
 }

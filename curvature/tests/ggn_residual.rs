@@ -55,9 +55,8 @@ fn mlp_problem_parts(seed: u64) -> (Mlp, Matrix<f64>, Matrix<f64>, Vec<f64>) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mlp = Mlp::new(&[3, 4, 3], &[Activation::Tanh, Activation::Identity]).unwrap();
     let x = random_matrix(5, 3, &mut rng);
-    let y =
-        loss::sample_targets(&SoftmaxCrossEntropy, &random_matrix(5, 3, &mut rng), &mut rng)
-            .unwrap();
+    let y = loss::sample_targets(&SoftmaxCrossEntropy, &random_matrix(5, 3, &mut rng), &mut rng)
+        .unwrap();
     let theta = random_vector(mlp.num_params(), &mut rng);
     (mlp, x, y, theta)
 }

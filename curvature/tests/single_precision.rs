@@ -48,8 +48,7 @@ fn jacobian_vector_product_f32_tape(s: &Setup) -> Vec<f64> {
     let tape = Tape::<f32>::new();
     let theta = tape.input(Matrix::column(to_f32(&s.theta)));
     let z = s.mlp.forward(&tape, theta, tape.constant_f64(&s.x)).unwrap();
-    let mut tangents =
-        tape.tangents_of([(theta, Matrix::column(to_f32(&s.v)))], &[z]).unwrap();
+    let mut tangents = tape.tangents_of([(theta, Matrix::column(to_f32(&s.v)))], &[z]).unwrap();
     widen(tangents.take(z).unwrap().into_vec())
 }
 

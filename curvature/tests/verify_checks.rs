@@ -19,9 +19,7 @@ use autodiff::{Matrix, Scalar, Tape, Var};
 use curvature::error::Result;
 use curvature::loss::{self, PredictiveDistribution, SoftmaxCrossEntropy, TargetIssue};
 use curvature::model::{LayerVars, Nonlinearity};
-use curvature::{
-    verify, Activation, CurvatureKind, Damped, LinearOperator, Mlp, Model, Problem,
-};
+use curvature::{verify, Activation, CurvatureKind, Damped, LinearOperator, Mlp, Model, Problem};
 use rand::{rngs::StdRng, RngCore, SeedableRng};
 use std::sync::Arc;
 
@@ -30,9 +28,8 @@ fn setup(seed: u64) -> (Mlp, Matrix<f64>, Matrix<f64>, Vec<f64>) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mlp = Mlp::new(&[3, 4, 3], &[Activation::Tanh, Activation::Identity]).unwrap();
     let x = random_matrix(5, 3, &mut rng);
-    let y =
-        loss::sample_targets(&SoftmaxCrossEntropy, &random_matrix(5, 3, &mut rng), &mut rng)
-            .unwrap();
+    let y = loss::sample_targets(&SoftmaxCrossEntropy, &random_matrix(5, 3, &mut rng), &mut rng)
+        .unwrap();
     let theta = random_vector(mlp.num_params(), &mut rng);
     (mlp, x, y, theta)
 }
@@ -332,9 +329,8 @@ fn damped_adds_lambda_times_v_and_rejects_a_bad_lambda() {
     let mut out = vec![0.0; 6];
     damped.apply(&v, &mut out).unwrap();
     // B v + λ v, written out.
-    let expected: Vec<f64> = (0..6)
-        .map(|i| (0..6).map(|j| b[(i, j)] * v[j]).sum::<f64>() + lambda * v[i])
-        .collect();
+    let expected: Vec<f64> =
+        (0..6).map(|i| (0..6).map(|j| b[(i, j)] * v[j]).sum::<f64>() + lambda * v[i]).collect();
     assert_close("(B + λI) v", &out, &expected, 1e-15);
     let dense = damped.to_dense().unwrap();
     let b_plus = Matrix::from_fn(6, 6, |i, j| b[(i, j)] + if i == j { lambda } else { 0.0 });

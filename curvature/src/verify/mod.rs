@@ -41,7 +41,7 @@ pub use identities::{
     check_equal, check_loss, check_positive_semidefinite, check_reparameterization, check_symmetric,
 };
 pub use model::check_model;
-pub use residual::{check_ggn_residual, check_ggn_residual_operator};
 pub use products::{
     check_adjoint, check_gradient, check_hessian_vector_product, check_jacobian_vector_product,
 };
+pub use residual::{check_ggn_residual, check_ggn_residual_operator};
