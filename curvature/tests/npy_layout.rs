@@ -3,13 +3,13 @@
 //!
 //! NumPy format version 1.0, as `numpy.save` writes a C-order float64 array:
 //!
-//! | bytes | content |
-//! |---|---|
-//! | 0..6 | magic `\x93NUMPY` |
-//! | 6, 7 | version `1`, `0` |
-//! | 8, 9 | header length `L`, little-endian `u16` |
-//! | 10..10+L | ASCII dict `{'descr': '<f8', 'fortran_order': False, 'shape': (r, c), }` (a vector: `(n,)`), padded with spaces and ended by `\n` so that `10 + L` is a multiple of 64 |
-//! | 10+L.. | the elements, row-major, each an IEEE-754 binary64 little-endian |
+//! - bytes 0..6: the magic `\x93NUMPY`;
+//! - bytes 6, 7: the version, `1` and `0`;
+//! - bytes 8, 9: the header length `L`, a little-endian `u16`;
+//! - bytes 10..10+L: the ASCII dict
+//!   `{'descr': '<f8', 'fortran_order': False, 'shape': (r, c), }` (a vector: `(n,)`), padded
+//!   with spaces and ended by `\n` so that `10 + L` is a multiple of 64;
+//! - bytes 10+L..: the elements, row-major, each an IEEE-754 binary64, little-endian.
 //!
 //! For every shape used here the dict is 57 to 61 characters, so `L = 118` (`0x76 0x00`) and
 //! the data starts at byte 128. The element bytes are written out from the bit patterns
