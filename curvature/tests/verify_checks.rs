@@ -136,9 +136,10 @@ fn check_fisher_equals_ggn_rejects_a_loss_whose_fisher_is_not_its_hessian() {
     let report = verify::check_fisher_equals_ggn(&wrong, &theta, 1e-12).unwrap();
     assert!(!report.passed(), "{report}");
     assert!(report.max_rel_error > 1e-9, "{report}");
-    // The change lives in the output unit 0: its weights W2[0..4] and bias b2[0].
-    let location = report.location.clone().unwrap();
-    assert!(location.contains("W2[") || location.contains("b2[0]"), "{location}");
+    // F − G = 1e-6 mean_n J_{0,n}ᵀ J_{0,n} (J_0: output 0's row of J), largest at the bias
+    // b2[0] of that output, where ∂z_0/∂b2[0] = 1 for every example: exactly 1e-6 there.
+    assert_eq!(report.location.as_deref(), Some("b2[0] × b2[0] (θ indices 28, 28)"));
+    assert!((report.computed - report.reference - 1e-6).abs() < 1e-15, "{report}");
 }
 
 /// tanh with its declared `φ''` (the curvature product) 1% too large; value and `φ'` right.
