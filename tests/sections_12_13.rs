@@ -181,9 +181,17 @@ impl PredictiveDistribution for WrongCurvature {
 #[test]
 fn check_loss_passes_every_builtin_and_catches_a_wrong_hessian() {
     let mut rng = StdRng::seed_from_u64(8);
+    // The Gaussians with two outputs per target (mean and precision or log-variance) need an
+    // even output count; every other built-in takes one output per target component.
+    const TWO_OUTPUTS_PER_TARGET: [&str; 2] = ["gaussian_natural", "gaussian_mean_logvar"];
+    for paired in TWO_OUTPUTS_PER_TARGET {
+        assert!(loss::NAMES.contains(&paired), "{paired} is not a built-in loss");
+    }
     for name in loss::NAMES {
         let dist = loss::by_name(name).unwrap();
-        let m = if name.starts_with("gaussian_") && name != "gaussian_mean" { 4 } else { 3 };
+        let paired = TWO_OUTPUTS_PER_TARGET.contains(&name);
+        let m = if paired { 4 } else { 3 };
+        assert_eq!(dist.target_dim(m).unwrap(), if paired { m / 2 } else { m }, "{name}");
         let mut z = random_vector(m, &mut rng);
         if name == "categorical_probabilities" {
             let total: f64 = z.iter().map(|v| v.exp()).sum();

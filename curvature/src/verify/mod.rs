@@ -8,8 +8,9 @@
 //!
 //! For a model of your own, in this order: [`check_model`] (the layers describe the forward
 //! pass), [`check_gradient`] and [`check_hessian_vector_product`] (against differences),
-//! [`check_ggn_residual_identity`] (any model) and [`check_hessian_decomposition`] (layered
-//! models; each term against its own reference). For a loss of your own: [`check_loss`].
+//! [`check_ggn_residual_identity`] and [`check_ggn_residual`] (any model; the second against a
+//! reference that shares no code with the residual product) and [`check_hessian_decomposition`]
+//! (layered models; each term against its own reference). For a loss of your own: [`check_loss`].
 //!
 //! **What the Hessian checks cannot catch.** Both sides of [`check_ggn_residual_identity`],
 //! [`check_hessian_decomposition`] and [`check_fisher_equals_ggn`] use the loss's `H_L` (`H v`
@@ -17,7 +18,9 @@
 //! wrong `H_L` cancels out: check a new loss with [`check_loss`]. Likewise the decomposition's
 //! term references trust the layers' declared structure (`s_i = input · W_iᵀ + b_i`,
 //! `a_i = φ_i(s_i)`): a model that declares it wrongly fails the whole-Hessian comparison while
-//! its terms pass, and [`check_model`] says which layer is at fault.
+//! its terms pass, and [`check_model`] says which layer is at fault. [`check_ggn_residual`] does
+//! not involve `H_L`: its two sides share only the model's forward pass, `autodiff`'s rules and
+//! the loss's first derivative `∇_z L`.
 //!
 //! A failed dense comparison names its worst entry by the model's parameter blocks
 //! ([`CheckReport::location`], e.g. `W2[5] × b1[0]`); a check made of several
@@ -31,6 +34,7 @@ mod decomposition;
 mod identities;
 mod model;
 mod products;
+mod residual;
 
 pub use autodiff::check::CheckReport;
 pub use decomposition::{
@@ -43,3 +47,4 @@ pub use model::check_model;
 pub use products::{
     check_adjoint, check_gradient, check_hessian_vector_product, check_jacobian_vector_product,
 };
+pub use residual::{check_ggn_residual, check_ggn_residual_operator};
