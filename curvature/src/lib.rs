@@ -92,6 +92,7 @@ pub mod npy;
 pub mod operator;
 pub mod parallel;
 pub mod problem;
+pub mod products;
 pub mod reparam;
 pub mod spectra;
 pub mod verify;
@@ -101,6 +102,7 @@ pub use model::{Activation, Mlp, Model};
 pub use operator::{CurvatureKind, CurvatureOperator, Damped, FnOperator, LinearOperator};
 pub use parallel::{ShardedPass, ShardedProblem};
 pub use problem::{ForwardPass, Problem};
+pub use products::CurvatureProducts;
 /// The `rand` crate this crate is built with: [`loss::PredictiveDistribution::sample`] takes a
 /// [`rand::RngCore`], so a user names it (and seeds generators) through this re-export without
 /// matching versions by hand.
