@@ -4,7 +4,11 @@
 //! Every quantity of Section 3 is a sum over examples, `h(θ) = (1/N) Σ_n L(y_n, f(x_n, θ))`, so
 //! the gradient and the products `G v`, `F v`, `F̄ v`, `H v` of the whole batch are the sums of
 //! those of the blocks weighted by `N_k / N` (each block averages over its own `N_k` rows);
-//! `J v` stacks the blocks' rows and `Jᵀ u` adds the blocks' unweighted sums. The blocks share
+//! `J v` stacks the blocks' rows and `Jᵀ u` adds the blocks' unweighted sums. The Monte-Carlo
+//! Fisher's targets are drawn block after block from one generator, which is the whole batch's
+//! draw, and block k reads its rows of them. [`ShardedPass`] implements
+//! [`CurvatureProducts`](crate::CurvatureProducts), so every curvature matrix of it is the one
+//! [`CurvatureOperator`](crate::CurvatureOperator). The blocks share
 //! nothing but θ and the model, so the threads never synchronise inside a pass, which is why this
 //! scales where a multithreaded GEMM on a few hundred rows does not.
 //!

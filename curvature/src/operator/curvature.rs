@@ -13,6 +13,9 @@ use std::ops::Range;
 /// `v ↦ B v` on a pass `P`, chosen once from a [`CurvatureKind`] by [`product`].
 type Product<P> = Box<dyn Fn(&P, &[f64]) -> Result<Vec<f64>>>;
 
+/// One range of θ per layer, sorted.
+type LayerBlocks = Vec<Range<usize>>;
+
 /// One curvature matrix `B` (a [`CurvatureKind`]) at the θ and batch of a pass, known through
 /// its products: `apply` runs the pass's product for `B` ([`CurvatureProducts`]).
 ///
@@ -32,7 +35,7 @@ pub struct CurvatureOperator<P: CurvatureProducts> {
     kind: CurvatureKind,
     product: Product<P>,
     /// The layer blocks, for a block-diagonal kind.
-    blocks: Option<Vec<Range<usize>>>,
+    blocks: Option<LayerBlocks>,
 }
 
 impl<P: CurvatureProducts> CurvatureOperator<P> {
@@ -66,7 +69,7 @@ impl<P: CurvatureProducts> CurvatureOperator<P> {
 fn product<P: CurvatureProducts>(
     pass: &P,
     kind: &CurvatureKind,
-) -> Result<(Product<P>, Option<Vec<Range<usize>>>)> {
+) -> Result<(Product<P>, Option<LayerBlocks>)> {
     let product: Product<P> = match kind {
         CurvatureKind::Hessian => Box::new(|p: &P, v: &[f64]| p.hessian_vector_product(v)),
         CurvatureKind::Ggn => Box::new(|p: &P, v: &[f64]| p.ggn_vector_product(v)),
