@@ -7,8 +7,8 @@
 //! `J v` stacks the blocks' rows and `Jᵀ u` adds the blocks' unweighted sums. The Monte-Carlo
 //! Fisher's targets are drawn block after block from one generator, which is the whole batch's
 //! draw, and block k reads its rows of them. [`ShardedPass`] implements
-//! [`CurvatureProducts`](crate::CurvatureProducts), so every curvature matrix of it is the one
-//! [`CurvatureOperator`](crate::CurvatureOperator). The blocks share
+//! [`CurvatureProducts`], so every curvature matrix of it is the one
+//! [`CurvatureOperator`]. The blocks share
 //! nothing but θ and the model, so the threads never synchronise inside a pass, which is why this
 //! scales where a multithreaded GEMM on a few hundred rows does not.
 //!
