@@ -6,11 +6,10 @@
 //! those of the blocks weighted by `N_k / N` (each block averages over its own `N_k` rows);
 //! `J v` stacks the blocks' rows and `Jᵀ u` adds the blocks' unweighted sums. The Monte-Carlo
 //! Fisher's targets are drawn block after block from one generator, which is the whole batch's
-//! draw, and block k reads its rows of them. [`ShardedPass`] implements
-//! [`CurvatureProducts`], so every curvature matrix of it is the one
-//! [`CurvatureOperator`]. The blocks share
-//! nothing but θ and the model, so the threads never synchronise inside a pass, which is why this
-//! scales where a multithreaded GEMM on a few hundred rows does not.
+//! draw, and block k reads its rows of them. The blocks share nothing but θ and the model, so
+//! the threads never synchronise inside a pass, which is why this scales where a multithreaded
+//! GEMM on a few hundred rows does not. [`ShardedPass`] implements [`CurvatureProducts`], so
+//! its curvature matrices are [`CurvatureOperator`]s like a [`ForwardPass`]'s.
 //!
 //! ```
 //! use autodiff::Matrix;
