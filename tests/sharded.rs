@@ -73,6 +73,18 @@ fn check(seed: u64, threads: usize) -> Result<(), String> {
     let hv = whole.hessian_vector_product(&v).map_err(e)?;
     close("H v (passes)", &parts.hessian_vector_product(&v).map_err(e)?, &hv)?;
     close("H v (fresh)", &sharded.hessian_vector_product(&theta, &v).map_err(e)?, &hv)?;
+    // The Monte-Carlo Fisher draws the whole batch's targets in batch order, so the sharded
+    // operator is the same estimate as the whole batch's, not a different sample.
+    let kind = curvature::CurvatureKind::MonteCarloFisher { samples: 2, seed };
+    let apply = |op: Box<dyn curvature::LinearOperator + '_>| {
+        let mut out = vec![0.0; v.len()];
+        op.apply(&v, &mut out).map(|()| out)
+    };
+    close(
+        "Monte-Carlo Fisher v",
+        &apply(parts.operator(&kind).map_err(e)?).map_err(e)?,
+        &apply(whole.operator(&kind).map_err(e)?).map_err(e)?,
+    )?;
     Ok(())
 }
 
@@ -102,9 +114,9 @@ fn bad_shapes_and_thread_counts_are_errors() {
     let err = err.unwrap_err().to_string();
     assert!(err.contains("transpose_jacobian_vector_product (u)") && err.contains("4×2"), "{err}");
     assert!(sharded.at(&[1.0]).is_err());
-    let kind = curvature::CurvatureKind::MonteCarloFisher { samples: 1, seed: 0 };
-    let err = sharded.at(&theta).unwrap().into_operator(&kind).err().expect("not sharded");
-    assert!(err.to_string().contains("Monte-Carlo Fisher is not sharded"), "{err}");
+    let kind = curvature::CurvatureKind::MonteCarloFisher { samples: 0, seed: 0 };
+    let err = sharded.at(&theta).unwrap().into_operator(&kind).err().expect("zero samples");
+    assert!(err.to_string().contains("needs at least one sample"), "{err}");
 }
 
 /// Every product of one pass at θ, in a fixed order.

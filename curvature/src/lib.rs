@@ -18,11 +18,27 @@
 //! | `G v` (eqn 5) | [`ForwardPass::ggn_vector_product`], [`ForwardPass::ggn`] |
 //! | `F v` (eqn 7) | [`ForwardPass::fisher_vector_product`], [`ForwardPass::fisher`] |
 //! | MC Fisher, `F̄` (Sec 11) | [`ForwardPass::monte_carlo_fisher`], [`ForwardPass::empirical_fisher`] |
+//! | all of the above, on any pass | [`CurvatureProducts`], [`CurvatureOperator`]`<P>` |
 //! | eqn 6 residual, `C`, `Cᵀ`, activation term (Sec 8.1.2) | [`ForwardPass::ggn_residual_vector_product`], [`ForwardPass::c_vector_product`], … ([`decomposition`]) |
 //! | `B + λI` (Sec 10) | [`Damped`] |
 //! | `θ = ζ(γ)`, `J_ζ` (Sec 12) | [`reparam`] |
 //! | Sec 13 bound | [`loss::section13_bound`] |
 //! | spectra, traces, diagonals of any of these (PyHessian-style) | [`spectra`]: Lanczos, SLQ, Hutchinson, Hutch++ |
+//!
+//! **One products trait**: [`CurvatureProducts`] is what a recorded pass offers: `h`, `∇h`,
+//! `J v`, `Jᵀ u`, `G v`, `F v`, `F̄ v`, `H v` and the Monte-Carlo Fisher (its targets drawn,
+//! then its product). [`ForwardPass`] implements it on one thread and [`ShardedPass`] on one
+//! thread per row block (their inherent methods of the same names are the same products), and
+//! `&P` implements it for any pass `P`. The one generic [`CurvatureOperator<P>`] turns any
+//! implementation into the matrix of a [`CurvatureKind`] with one `match` (block-diagonal
+//! kinds by the layer blocks, Monte-Carlo targets drawn once), owning the pass
+//! ([`ForwardPass::into_operator`], what an optimizer's objective returns) or borrowing it
+//! ([`ForwardPass::ggn`], [`ForwardPass::operator`]). The operator picks its product once, when
+//! it is built, so `apply` dispatches nothing. The distributed pass
+//! ([`distributed::DistributedPass`]) does not implement the trait: its products are collective
+//! (every rank must call them in the same order), the whole batch's `J v` and `Jᵀ u` have
+//! their rows on other ranks, and each rank draws Monte-Carlo targets from its own seed; it
+//! all-reduces the operator of its rank's shard instead.
 //!
 //! **Parameter layout** (one convention everywhere): `θ = concat_{i=1..ℓ} [vec(W_i), b_i]` with
 //! `W_i` stored row-major as `m_i × m_{i-1}`; [`Mlp::weight_range`] and [`Mlp::bias_range`] say
@@ -92,6 +108,7 @@ pub mod npy;
 pub mod operator;
 pub mod parallel;
 pub mod problem;
+pub mod products;
 pub mod reparam;
 pub mod spectra;
 pub mod verify;
@@ -101,6 +118,7 @@ pub use model::{Activation, Mlp, Model};
 pub use operator::{CurvatureKind, CurvatureOperator, Damped, FnOperator, LinearOperator};
 pub use parallel::{ShardedPass, ShardedProblem};
 pub use problem::{ForwardPass, Problem};
+pub use products::CurvatureProducts;
 /// The `rand` crate this crate is built with: [`loss::PredictiveDistribution::sample`] takes a
 /// [`rand::RngCore`], so a user names it (and seeds generators) through this re-export without
 /// matching versions by hand.

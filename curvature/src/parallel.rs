@@ -4,9 +4,12 @@
 //! Every quantity of Section 3 is a sum over examples, `h(θ) = (1/N) Σ_n L(y_n, f(x_n, θ))`, so
 //! the gradient and the products `G v`, `F v`, `F̄ v`, `H v` of the whole batch are the sums of
 //! those of the blocks weighted by `N_k / N` (each block averages over its own `N_k` rows);
-//! `J v` stacks the blocks' rows and `Jᵀ u` adds the blocks' unweighted sums. The blocks share
-//! nothing but θ and the model, so the threads never synchronise inside a pass, which is why this
-//! scales where a multithreaded GEMM on a few hundred rows does not.
+//! `J v` stacks the blocks' rows and `Jᵀ u` adds the blocks' unweighted sums. The Monte-Carlo
+//! Fisher's targets are drawn block after block from one generator, which is the whole batch's
+//! draw, and block k reads its rows of them. The blocks share nothing but θ and the model, so
+//! the threads never synchronise inside a pass, which is why this scales where a multithreaded
+//! GEMM on a few hundred rows does not. [`ShardedPass`] implements [`CurvatureProducts`], so
+//! its curvature matrices are [`CurvatureOperator`]s like a [`ForwardPass`]'s.
 //!
 //! ```
 //! use autodiff::Matrix;
@@ -29,10 +32,9 @@ use crate::checks::{check_finite, finite_checks_enabled, with_finite_checks};
 use crate::error::{CurvatureError, Result};
 use crate::loss::PredictiveDistribution;
 use crate::model::Model;
-use crate::operator::{
-    check_apply_lengths, layer_blocks, BlockDiagonal, CurvatureKind, LinearOperator,
-};
+use crate::operator::{layer_blocks, CurvatureKind, CurvatureOperator, LinearOperator};
 use crate::problem::{ForwardPass, Problem};
+use crate::products::{check_monte_carlo_targets, draw_monte_carlo_targets, CurvatureProducts};
 use autodiff::{BufferPool, Matrix};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
@@ -65,8 +67,9 @@ fn rows_of(m: &Matrix<f64>, start: usize, count: usize) -> Matrix<f64> {
         .expect("internal error: row block")
 }
 
-fn lock(pool: &Mutex<BufferPool>) -> MutexGuard<'_, BufferPool> {
-    pool.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+/// The value behind `mutex` (a block's pool or pass), even after a panic on another thread.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// `f()` with `pool` as this thread's buffer pool.
@@ -228,8 +231,27 @@ impl<'a, M: Model + Sync> ShardedProblem<'a, M> {
         let passes = parallel_map(items, |(p, pool)| {
             in_pool(pool, || p.at_shared(Arc::clone(&shared)).map(Mutex::new))
         });
-        let passes = passes.into_iter().collect::<Result<_>>()?;
-        Ok(ShardedPass { passes, weights: self.weights(), model: self.model, pools: &self.pools })
+        let passes: Vec<Mutex<ForwardPass<'_, M>>> = passes.into_iter().collect::<Result<_>>()?;
+        let output_cols = passes.first().map_or(0, |p| lock(p).output().cols());
+        let mut start = 0;
+        let first_rows = self
+            .blocks
+            .iter()
+            .map(|(x, _)| {
+                let block = (start, x.rows());
+                start += x.rows();
+                block
+            })
+            .collect();
+        Ok(ShardedPass {
+            passes,
+            weights: self.weights(),
+            first_rows,
+            output_cols,
+            model: self.model,
+            loss: self.loss,
+            pools: &self.pools,
+        })
     }
 
     /// `H v` at θ from θ alone ([`Problem::hessian_vector_product`] on every block).
@@ -250,7 +272,12 @@ impl<'a, M: Model + Sync> ShardedProblem<'a, M> {
 pub struct ShardedPass<'p, M: Model> {
     passes: Vec<Mutex<ForwardPass<'p, M>>>,
     weights: Vec<f64>,
+    /// Each block's first row in the batch and its number of rows (examples).
+    first_rows: Vec<(usize, usize)>,
+    /// The number of outputs per example `m`.
+    output_cols: usize,
     model: &'p M,
+    loss: &'p dyn PredictiveDistribution,
     pools: &'p [Mutex<BufferPool>],
 }
 
@@ -265,10 +292,13 @@ impl<M: Model> Drop for ShardedPass<'_, M> {
 
 impl<M: Model + Sync> ShardedPass<'_, M> {
     fn each<R: Send>(&self, f: impl Fn(&ForwardPass<'_, M>) -> R + Sync) -> Vec<R> {
-        let items: Vec<_> = self.passes.iter().zip(self.pools).collect();
-        parallel_map(items, |(p, pool)| {
-            in_pool(pool, || f(&p.lock().unwrap_or_else(|poisoned| poisoned.into_inner())))
-        })
+        self.each_block(|_, p| f(p))
+    }
+
+    /// `f(k, block k's pass)` for every block, each on its own thread.
+    fn each_block<R: Send>(&self, f: impl Fn(usize, &ForwardPass<'_, M>) -> R + Sync) -> Vec<R> {
+        let items: Vec<_> = self.passes.iter().zip(self.pools).enumerate().collect();
+        parallel_map(items, |(k, (p, pool))| in_pool(pool, || f(k, &lock(p))))
     }
 
     /// `Σ_k w_k f(block k)` for `op`. With the finite checks on, `v` (when the product has one)
@@ -281,13 +311,23 @@ impl<M: Model + Sync> ShardedPass<'_, M> {
         v: Option<&[f64]>,
         f: impl Fn(&ForwardPass<'_, M>) -> Result<Vec<f64>> + Sync,
     ) -> Result<Vec<f64>> {
+        self.weighted_blocks(op, v, |_, p| f(p))
+    }
+
+    /// As [`weighted`](Self::weighted), with `f` told the block's index k.
+    fn weighted_blocks(
+        &self,
+        op: &str,
+        v: Option<&[f64]>,
+        f: impl Fn(usize, &ForwardPass<'_, M>) -> Result<Vec<f64>> + Sync,
+    ) -> Result<Vec<f64>> {
         if let Some(v) = v {
             if v.len() != self.dim() {
                 return Err(CurvatureError::length(format!("{op} (v)"), self.dim(), v.len()));
             }
             check_finite(v, 1, || format!("v in {op}"))?;
         }
-        let parts = self.each(|p| with_finite_checks(false, || f(p)));
+        let parts = self.each_block(|k, p| with_finite_checks(false, || f(k, p)));
         let total = weighted_sum(parts, &self.weights, self.pools)?;
         check_finite(&total, 1, || format!("result of {op}"))?;
         Ok(total)
@@ -390,64 +430,84 @@ impl<'p, M: Model + Sync> ShardedPass<'p, M> {
         self.model.num_params()
     }
 
-    /// The operator for `kind`, owning the passes: the Hessian, the GGN, the Fisher, the
-    /// empirical Fisher, and their block-diagonal restrictions. The Monte-Carlo Fisher is an
-    /// error here (its targets would be drawn per block, a different estimator from the
-    /// unsharded one); build it from a [`ForwardPass`].
+    /// The operator for `kind`, owning the passes: every [`CurvatureKind`], its products run
+    /// block-parallel. The Monte-Carlo Fisher draws the same targets as a [`ForwardPass`] of
+    /// the whole batch with the same seed (example by example in batch order, from one
+    /// generator), so it is the same estimate up to the order of the sums.
     pub fn into_operator(self, kind: &CurvatureKind) -> Result<Box<dyn LinearOperator + 'p>>
     where
         M: 'p,
     {
-        let product = match kind {
-            CurvatureKind::Hessian => ShardedProduct::Hessian,
-            CurvatureKind::Ggn => ShardedProduct::Ggn,
-            CurvatureKind::Fisher => ShardedProduct::Fisher,
-            CurvatureKind::EmpiricalFisher => ShardedProduct::EmpiricalFisher,
-            CurvatureKind::BlockDiagonal(inner) => {
-                let blocks = layer_blocks(self.model);
-                return Ok(Box::new(BlockDiagonal::new(self.into_operator(inner)?, blocks)?));
-            }
-            CurvatureKind::MonteCarloFisher { .. } => {
-                return Err(CurvatureError::invalid(
-                    "ShardedPass::into_operator",
-                    "the Monte-Carlo Fisher is not sharded (use ForwardPass::into_operator)",
-                ))
-            }
-        };
-        Ok(Box::new(ShardedOperator { pass: self, product }))
+        Ok(Box::new(CurvatureOperator::new(self, kind)?))
+    }
+
+    /// The operator for `kind`, borrowing the passes (as [`into_operator`](Self::into_operator)).
+    pub fn operator(&self, kind: &CurvatureKind) -> Result<Box<dyn LinearOperator + '_>> {
+        Ok(Box::new(CurvatureOperator::new(self, kind)?))
     }
 }
 
-#[derive(Clone, Copy)]
-enum ShardedProduct {
-    Hessian,
-    Ggn,
-    Fisher,
-    EmpiricalFisher,
-}
-
-/// A curvature matrix of a whole batch, applied block-parallel.
-struct ShardedOperator<'p, M: Model> {
-    pass: ShardedPass<'p, M>,
-    product: ShardedProduct,
-}
-
-impl<M: Model + Sync> LinearOperator for ShardedOperator<'_, M> {
+/// The whole batch's products, each block's on its own thread, weighted by `N_k / N`.
+impl<M: Model + Sync> CurvatureProducts for ShardedPass<'_, M> {
     fn dim(&self) -> usize {
-        self.pass.dim()
+        ShardedPass::dim(self)
+    }
+    fn loss(&self) -> Result<f64> {
+        ShardedPass::loss(self)
+    }
+    fn gradient(&self) -> Result<Vec<f64>> {
+        ShardedPass::gradient(self)
+    }
+    fn jacobian_vector_product(&self, v: &[f64]) -> Result<Matrix<f64>> {
+        ShardedPass::jacobian_vector_product(self, v)
+    }
+    fn transpose_jacobian_vector_product(&self, u: &Matrix<f64>) -> Result<Vec<f64>> {
+        ShardedPass::transpose_jacobian_vector_product(self, u)
+    }
+    fn ggn_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
+        ShardedPass::ggn_vector_product(self, v)
+    }
+    fn fisher_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
+        ShardedPass::fisher_vector_product(self, v)
+    }
+    fn empirical_fisher_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
+        ShardedPass::empirical_fisher_vector_product(self, v)
+    }
+    fn hessian_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
+        ShardedPass::hessian_vector_product(self, v)
     }
 
-    fn apply(&self, v: &[f64], out: &mut [f64]) -> Result<()> {
-        check_apply_lengths("ShardedOperator::apply", self.dim(), v, out)?;
-        let result = match self.product {
-            ShardedProduct::Hessian => self.pass.hessian_vector_product(v)?,
-            ShardedProduct::Ggn => self.pass.ggn_vector_product(v)?,
-            ShardedProduct::Fisher => self.pass.fisher_vector_product(v)?,
-            ShardedProduct::EmpiricalFisher => self.pass.empirical_fisher_vector_product(v)?,
-        };
-        out.copy_from_slice(&result);
-        lock(&self.pass.pools[0]).recycle(result);
-        Ok(())
+    /// The blocks' outputs sampled in order from one generator: the targets a [`ForwardPass`]
+    /// of the whole batch draws with the same seed.
+    fn monte_carlo_targets(&self, samples: usize, seed: u64) -> Result<Vec<Matrix<f64>>> {
+        let passes: Vec<_> = self.passes.iter().map(lock).collect();
+        let outputs: Vec<&Matrix<f64>> = passes.iter().map(|p| p.output()).collect();
+        draw_monte_carlo_targets(self.loss, &outputs, samples, seed)
+    }
+
+    /// Block k reads its rows of the whole batch's targets.
+    fn monte_carlo_fisher_vector_product(
+        &self,
+        targets: &[Matrix<f64>],
+        v: &[f64],
+    ) -> Result<Vec<f64>> {
+        let op = "monte_carlo_fisher_vector_product";
+        let rows = self.first_rows.last().map_or(0, |&(start, count)| start + count);
+        check_monte_carlo_targets(self.loss, rows, self.output_cols, targets)?;
+        self.weighted_blocks(op, Some(v), |k, p| {
+            p.outer_product_vector_product(targets, self.first_rows[k].0, v)
+        })
+    }
+
+    fn layer_blocks(&self) -> Vec<std::ops::Range<usize>> {
+        layer_blocks(self.model)
+    }
+
+    /// Back into the first block's pool, which the next product's sum is written over.
+    fn recycle(&self, product: Vec<f64>) {
+        if let Some(pool) = self.pools.first() {
+            lock(pool).recycle(product);
+        }
     }
 }
 

@@ -17,6 +17,8 @@ use crate::checks::{check_finite, copy_checked, finite_checks_enabled};
 use crate::error::{CurvatureError, Result};
 use crate::loss::{self, PredictiveDistribution};
 use crate::model::Model;
+use crate::operator::layer_blocks;
+use crate::products::{check_monte_carlo_targets, draw_monte_carlo_targets, CurvatureProducts};
 use autodiff::dual::{dual_matrix, split};
 use autodiff::{Dual, Gradients, Matrix, Retain, Tape, Var};
 use std::cell::OnceCell;
@@ -355,12 +357,15 @@ impl<'a, M: Model> ForwardPass<'a, M> {
         check_result("fisher_vector_product", self.backward_from(&[(self.z_node, &u)])?)
     }
 
-    /// `(1/N) Σ_n g_n (g_nᵀ v)` with `g_n = J_nᵀ ∇_z L(t_n, z_n)` for the targets `t` (one row per
-    /// example), from one `J v` and one reverse sweep: the empirical Fisher with `t = y`, one
-    /// Monte-Carlo Fisher sample with `t = ỹ ~ R_{y|z}`.
+    /// `(1/(N S)) Σ_n Σ_s g_{ns} (g_{ns}ᵀ v)` with `g_{ns} = J_nᵀ ∇_z L(t_{ns}, z_n)` for the
+    /// `S` target matrices `t_s`, from one `J v` and one reverse sweep: one Monte-Carlo Fisher
+    /// sample with `t = ỹ ~ R_{y|z}`. This pass's example n is row `first_row + n` of every
+    /// `t_s` (a row block of a sharded batch reads its rows of the whole batch's targets); the
+    /// caller has checked the targets' shapes.
     pub(crate) fn outer_product_vector_product(
         &self,
-        targets: &[&Matrix<f64>],
+        targets: &[Matrix<f64>],
+        first_row: usize,
         v: &[f64],
     ) -> Result<Vec<f64>> {
         let jv = self.jvp("monte_carlo_fisher", v)?;
@@ -370,7 +375,7 @@ impl<'a, M: Model> ForwardPass<'a, M> {
         let scale = 1.0 / (rows * targets.len().max(1)) as f64;
         for t in targets {
             for r in 0..rows {
-                self.problem.loss.grad_z(self.z.row(r), t.row(r), &mut g);
+                self.problem.loss.grad_z(self.z.row(r), t.row(first_row + r), &mut g);
                 let c: f64 = g.iter().zip(jv.row(r)).map(|(a, b)| a * b).sum();
                 for (s, gk) in seed.row_mut(r).iter_mut().zip(&g) {
                     *s += scale * c * gk;
@@ -444,6 +449,50 @@ impl<'a, M: Model> ForwardPass<'a, M> {
 
     pub(crate) fn theta_node(&self) -> usize {
         self.theta_node
+    }
+}
+
+impl<M: Model> CurvatureProducts for ForwardPass<'_, M> {
+    fn dim(&self) -> usize {
+        ForwardPass::dim(self)
+    }
+    fn loss(&self) -> Result<f64> {
+        ForwardPass::loss(self)
+    }
+    fn gradient(&self) -> Result<Vec<f64>> {
+        ForwardPass::gradient(self)
+    }
+    fn jacobian_vector_product(&self, v: &[f64]) -> Result<Matrix<f64>> {
+        ForwardPass::jacobian_vector_product(self, v)
+    }
+    fn transpose_jacobian_vector_product(&self, u: &Matrix<f64>) -> Result<Vec<f64>> {
+        ForwardPass::transpose_jacobian_vector_product(self, u)
+    }
+    fn ggn_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
+        ForwardPass::ggn_vector_product(self, v)
+    }
+    fn fisher_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
+        ForwardPass::fisher_vector_product(self, v)
+    }
+    fn empirical_fisher_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
+        ForwardPass::empirical_fisher_vector_product(self, v)
+    }
+    fn hessian_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
+        ForwardPass::hessian_vector_product(self, v)
+    }
+    fn monte_carlo_targets(&self, samples: usize, seed: u64) -> Result<Vec<Matrix<f64>>> {
+        draw_monte_carlo_targets(self.problem.loss, &[&self.z], samples, seed)
+    }
+    fn monte_carlo_fisher_vector_product(
+        &self,
+        targets: &[Matrix<f64>],
+        v: &[f64],
+    ) -> Result<Vec<f64>> {
+        check_monte_carlo_targets(self.problem.loss, self.z.rows(), self.z.cols(), targets)?;
+        self.outer_product_vector_product(targets, 0, v)
+    }
+    fn layer_blocks(&self) -> Vec<std::ops::Range<usize>> {
+        layer_blocks(self.problem.model)
     }
 }
 

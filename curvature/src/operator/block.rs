@@ -14,22 +14,8 @@ pub struct BlockDiagonal<Op> {
 
 impl<Op: LinearOperator> BlockDiagonal<Op> {
     /// Errors if a block is empty, out of range, or overlaps another.
-    pub fn new(op: Op, mut blocks: Vec<Range<usize>>) -> Result<Self> {
-        let n = op.dim();
-        blocks.sort_by_key(|r| r.start);
-        let mut end = 0;
-        for b in &blocks {
-            if b.start >= b.end || b.end > n || b.start < end {
-                return Err(CurvatureError::invalid(
-                    "BlockDiagonal::new",
-                    format!(
-                        "block {}..{} is empty, overlaps another, or exceeds dimension {n}",
-                        b.start, b.end
-                    ),
-                ));
-            }
-            end = b.end;
-        }
+    pub fn new(op: Op, blocks: Vec<Range<usize>>) -> Result<Self> {
+        let blocks = check_blocks(op.dim(), blocks)?;
         Ok(BlockDiagonal { op, blocks })
     }
 
@@ -39,6 +25,47 @@ impl<Op: LinearOperator> BlockDiagonal<Op> {
     }
 }
 
+/// `blocks` sorted by their start; errors if a block is empty, out of `0..n`, or overlaps
+/// another.
+pub(crate) fn check_blocks(n: usize, mut blocks: Vec<Range<usize>>) -> Result<Vec<Range<usize>>> {
+    blocks.sort_by_key(|r| r.start);
+    let mut end = 0;
+    for b in &blocks {
+        if b.start >= b.end || b.end > n || b.start < end {
+            return Err(CurvatureError::invalid(
+                "BlockDiagonal::new",
+                format!(
+                    "block {}..{} is empty, overlaps another, or exceeds dimension {n}",
+                    b.start, b.end
+                ),
+            ));
+        }
+        end = b.end;
+    }
+    Ok(blocks)
+}
+
+/// `out ← diag(B_kk) v` for the checked `blocks`, where `apply(w, product)` writes `B w` into
+/// `product`: one product per block, with `v` restricted to the block (zero elsewhere), of
+/// which the block's entries are kept; entries in no block are zero.
+pub(crate) fn apply_blocks(
+    blocks: &[Range<usize>],
+    v: &[f64],
+    out: &mut [f64],
+    mut apply: impl FnMut(&[f64], &mut [f64]) -> Result<()>,
+) -> Result<()> {
+    out.fill(0.0);
+    let mut restricted = vec![0.0; v.len()];
+    let mut product = vec![0.0; v.len()];
+    for b in blocks {
+        restricted.fill(0.0);
+        restricted[b.clone()].copy_from_slice(&v[b.clone()]);
+        apply(&restricted, &mut product)?;
+        out[b.clone()].copy_from_slice(&product[b.clone()]);
+    }
+    Ok(())
+}
+
 impl<Op: LinearOperator> LinearOperator for BlockDiagonal<Op> {
     fn dim(&self) -> usize {
         self.op.dim()
@@ -46,16 +73,7 @@ impl<Op: LinearOperator> LinearOperator for BlockDiagonal<Op> {
 
     fn apply(&self, v: &[f64], out: &mut [f64]) -> Result<()> {
         check_apply_lengths("BlockDiagonal::apply", self.dim(), v, out)?;
-        out.fill(0.0);
-        let mut restricted = vec![0.0; v.len()];
-        let mut product = vec![0.0; v.len()];
-        for b in &self.blocks {
-            restricted.fill(0.0);
-            restricted[b.clone()].copy_from_slice(&v[b.clone()]);
-            self.op.apply(&restricted, &mut product)?;
-            out[b.clone()].copy_from_slice(&product[b.clone()]);
-        }
-        Ok(())
+        apply_blocks(&self.blocks, v, out, |w, product| self.op.apply(w, product))
     }
 
     fn is_symmetric(&self) -> bool {

@@ -1,95 +1,139 @@
-//! The curvature matrices of a [`ForwardPass`] as [`LinearOperator`]s.
+//! The curvature matrices of any [`CurvatureProducts`] (a [`ForwardPass`], a
+//! [`ShardedPass`](crate::ShardedPass)) as [`LinearOperator`]s: [`CurvatureOperator`], with the
+//! one dispatch over [`CurvatureKind`].
 
-use super::{check_apply_lengths, BlockDiagonal, CurvatureKind, LinearOperator};
-use crate::error::{CurvatureError, Result};
-use crate::loss;
+use super::block::{apply_blocks, check_blocks};
+use super::{check_apply_lengths, CurvatureKind, LinearOperator};
+use crate::error::Result;
 use crate::model::Model;
 use crate::problem::ForwardPass;
-use autodiff::Matrix;
-use rand::{rngs::StdRng, SeedableRng};
+use crate::products::CurvatureProducts;
+use std::ops::Range;
 
-#[derive(Clone, Debug)]
-enum Which {
-    Hessian,
-    Ggn,
-    Fisher,
-    EmpiricalFisher,
-    /// Sampled targets `ỹ`, one matrix per sample.
-    MonteCarloFisher(Vec<Matrix<f64>>),
-}
+/// `v ↦ B v` on a pass `P`, chosen once from a [`CurvatureKind`] by [`product`].
+type Product<P> = Box<dyn Fn(&P, &[f64]) -> Result<Vec<f64>>>;
 
-/// One curvature matrix at the θ and batch of a [`ForwardPass`], known through its products.
+/// One range of θ per layer, sorted.
+type LayerBlocks = Vec<Range<usize>>;
+
+/// One curvature matrix `B` (a [`CurvatureKind`]) at the θ and batch of a pass, known through
+/// its products: `apply` runs the pass's product for `B` ([`CurvatureProducts`]).
 ///
-/// Built by [`ForwardPass::hessian`], [`ggn`](ForwardPass::ggn), [`fisher`](ForwardPass::fisher),
+/// `P` is the pass itself (the operator owns it, e.g. for an objective that returns the
+/// operator from the function that recorded the pass) or a reference to it. The Monte-Carlo
+/// Fisher's targets are drawn once, when the operator is built, so the operator is one fixed
+/// symmetric matrix; the block-diagonal kinds keep one block per layer
+/// ([`CurvatureProducts::layer_blocks`]).
+///
+/// Built by [`CurvatureOperator::new`], or by [`ForwardPass::hessian`],
+/// [`ggn`](ForwardPass::ggn), [`fisher`](ForwardPass::fisher),
 /// [`empirical_fisher`](ForwardPass::empirical_fisher),
-/// [`monte_carlo_fisher`](ForwardPass::monte_carlo_fisher) or [`ForwardPass::operator`].
-pub struct CurvatureOperator<'f, 'a, M: Model> {
-    pass: PassRef<'f, 'a, M>,
-    which: Which,
+/// [`monte_carlo_fisher`](ForwardPass::monte_carlo_fisher), [`ForwardPass::operator`],
+/// [`ForwardPass::into_operator`] and the same on a [`ShardedPass`](crate::ShardedPass).
+pub struct CurvatureOperator<P: CurvatureProducts> {
+    pass: P,
+    kind: CurvatureKind,
+    product: Product<P>,
+    /// The layer blocks, for a block-diagonal kind.
+    blocks: Option<LayerBlocks>,
 }
 
-/// A borrowed pass, or one the operator owns (so an objective can hand out an operator that
-/// outlives the call that made the pass).
-enum PassRef<'f, 'a, M: Model> {
-    Borrowed(&'f ForwardPass<'a, M>),
-    Owned(Box<ForwardPass<'a, M>>),
-}
+impl<P: CurvatureProducts> CurvatureOperator<P> {
+    /// The matrix of `kind` on `pass`. Errors if `kind` is a Monte-Carlo Fisher with zero
+    /// samples, or its targets cannot be drawn.
+    pub fn new(pass: P, kind: &CurvatureKind) -> Result<Self> {
+        let (product, blocks) = product(&pass, kind)?;
+        Ok(CurvatureOperator { pass, kind: kind.clone(), product, blocks })
+    }
 
-impl<'a, M: Model> std::ops::Deref for PassRef<'_, 'a, M> {
-    type Target = ForwardPass<'a, M>;
-    fn deref(&self) -> &ForwardPass<'a, M> {
-        match self {
-            PassRef::Borrowed(p) => p,
-            PassRef::Owned(p) => p,
-        }
+    /// Which matrix this is.
+    pub fn kind(&self) -> &CurvatureKind {
+        &self.kind
+    }
+
+    /// The pass the products run on.
+    pub fn pass(&self) -> &P {
+        &self.pass
+    }
+
+    /// The pass, given back.
+    pub fn into_pass(self) -> P {
+        self.pass
     }
 }
 
-impl<M: Model> LinearOperator for CurvatureOperator<'_, '_, M> {
+/// The one dispatch over [`CurvatureKind`]: the product `v ↦ B v` of `kind` on a pass like
+/// `pass`, with a Monte-Carlo kind's targets drawn here, once, and the layer blocks of a
+/// block-diagonal kind. (The restriction to the same blocks is idempotent, so a block-diagonal
+/// kind of a block-diagonal kind is the one restriction.)
+fn product<P: CurvatureProducts>(
+    pass: &P,
+    kind: &CurvatureKind,
+) -> Result<(Product<P>, Option<LayerBlocks>)> {
+    let product: Product<P> = match kind {
+        CurvatureKind::Hessian => Box::new(|p: &P, v: &[f64]| p.hessian_vector_product(v)),
+        CurvatureKind::Ggn => Box::new(|p: &P, v: &[f64]| p.ggn_vector_product(v)),
+        CurvatureKind::Fisher => Box::new(|p: &P, v: &[f64]| p.fisher_vector_product(v)),
+        CurvatureKind::EmpiricalFisher => {
+            Box::new(|p: &P, v: &[f64]| p.empirical_fisher_vector_product(v))
+        }
+        CurvatureKind::MonteCarloFisher { samples, seed } => {
+            let targets = pass.monte_carlo_targets(*samples, *seed)?;
+            Box::new(move |p: &P, v: &[f64]| p.monte_carlo_fisher_vector_product(&targets, v))
+        }
+        CurvatureKind::BlockDiagonal(inner) => {
+            let (inner, _) = product(pass, inner)?;
+            return Ok((inner, Some(check_blocks(pass.dim(), pass.layer_blocks())?)));
+        }
+    };
+    Ok((product, None))
+}
+
+impl<P: CurvatureProducts> LinearOperator for CurvatureOperator<P> {
     fn dim(&self) -> usize {
         self.pass.dim()
     }
 
     fn apply(&self, v: &[f64], out: &mut [f64]) -> Result<()> {
         check_apply_lengths("CurvatureOperator::apply", self.dim(), v, out)?;
-        let result = match &self.which {
-            Which::Hessian => self.pass.hessian_vector_product(v)?,
-            Which::Ggn => self.pass.ggn_vector_product(v)?,
-            Which::Fisher => self.pass.fisher_vector_product(v)?,
-            Which::EmpiricalFisher => self.pass.empirical_fisher_vector_product(v)?,
-            Which::MonteCarloFisher(targets) => {
-                let refs: Vec<&Matrix<f64>> = targets.iter().collect();
-                self.pass.outer_product_vector_product(&refs, v)?
-            }
+        let apply = |v: &[f64], out: &mut [f64]| {
+            let result = (self.product)(&self.pass, v)?;
+            out.copy_from_slice(&result);
+            self.pass.recycle(result);
+            Ok(())
         };
-        out.copy_from_slice(&result);
-        Ok(())
+        match &self.blocks {
+            Some(blocks) => apply_blocks(blocks, v, out, apply),
+            None => apply(v, out),
+        }
     }
 }
 
 impl<'a, M: Model> ForwardPass<'a, M> {
-    fn curvature(&self, which: Which) -> CurvatureOperator<'_, 'a, M> {
-        CurvatureOperator { pass: PassRef::Borrowed(self), which }
+    /// The operator of a kind that draws nothing, borrowing this pass.
+    fn curvature(&self, kind: CurvatureKind) -> CurvatureOperator<&Self> {
+        CurvatureOperator::new(self, &kind)
+            .expect("internal error: only the Monte-Carlo Fisher's sampling can fail")
     }
 
     /// The Hessian `H` of `h` (eqn 6).
-    pub fn hessian(&self) -> CurvatureOperator<'_, 'a, M> {
-        self.curvature(Which::Hessian)
+    pub fn hessian(&self) -> CurvatureOperator<&Self> {
+        self.curvature(CurvatureKind::Hessian)
     }
 
     /// The GGN `G = mean Jᵀ H_L J` (eqn 5).
-    pub fn ggn(&self) -> CurvatureOperator<'_, 'a, M> {
-        self.curvature(Which::Ggn)
+    pub fn ggn(&self) -> CurvatureOperator<&Self> {
+        self.curvature(CurvatureKind::Ggn)
     }
 
     /// The Fisher `F = mean Jᵀ F_R J` (eqn 7).
-    pub fn fisher(&self) -> CurvatureOperator<'_, 'a, M> {
-        self.curvature(Which::Fisher)
+    pub fn fisher(&self) -> CurvatureOperator<&Self> {
+        self.curvature(CurvatureKind::Fisher)
     }
 
     /// The empirical Fisher `F̄ = mean ∇L_n ∇L_nᵀ` (Section 11).
-    pub fn empirical_fisher(&self) -> CurvatureOperator<'_, 'a, M> {
-        self.curvature(Which::EmpiricalFisher)
+    pub fn empirical_fisher(&self) -> CurvatureOperator<&Self> {
+        self.curvature(CurvatureKind::EmpiricalFisher)
     }
 
     /// The Monte-Carlo Fisher `mean_n mean_s g̃_{ns} g̃_{ns}ᵀ`, `g̃_{ns} = J_nᵀ ∇_z L(ỹ_{ns}, z_n)`
@@ -99,9 +143,8 @@ impl<'a, M: Model> ForwardPass<'a, M> {
         &self,
         samples: usize,
         seed: u64,
-    ) -> Result<CurvatureOperator<'_, 'a, M>> {
-        let targets = self.monte_carlo_targets(samples, seed)?;
-        Ok(self.curvature(Which::MonteCarloFisher(targets)))
+    ) -> Result<CurvatureOperator<&Self>> {
+        CurvatureOperator::new(self, &CurvatureKind::MonteCarloFisher { samples, seed })
     }
 
     /// The operator for `kind`, owning this pass: for code that must return the operator
@@ -110,48 +153,13 @@ impl<'a, M: Model> ForwardPass<'a, M> {
     where
         M: 'a,
     {
-        let which = match kind {
-            CurvatureKind::Hessian => Which::Hessian,
-            CurvatureKind::Ggn => Which::Ggn,
-            CurvatureKind::Fisher => Which::Fisher,
-            CurvatureKind::EmpiricalFisher => Which::EmpiricalFisher,
-            CurvatureKind::MonteCarloFisher { samples, seed } => {
-                Which::MonteCarloFisher(self.monte_carlo_targets(*samples, *seed)?)
-            }
-            CurvatureKind::BlockDiagonal(inner) => {
-                let blocks = layer_blocks(self.problem().model);
-                return Ok(Box::new(BlockDiagonal::new(self.into_operator(inner)?, blocks)?));
-            }
-        };
-        Ok(Box::new(CurvatureOperator { pass: PassRef::Owned(Box::new(self)), which }))
-    }
-
-    fn monte_carlo_targets(&self, samples: usize, seed: u64) -> Result<Vec<Matrix<f64>>> {
-        if samples == 0 {
-            return Err(CurvatureError::invalid("monte_carlo_fisher", "needs at least one sample"));
-        }
-        let mut rng = StdRng::seed_from_u64(seed);
-        (0..samples)
-            .map(|_| loss::sample_targets(self.problem().loss, self.output(), &mut rng))
-            .collect()
+        Ok(Box::new(CurvatureOperator::new(self, kind)?))
     }
 
     /// The operator for `kind`; block-diagonal kinds keep one block per layer
     /// ([`Model::parameter_blocks`] grouped by layer).
     pub fn operator(&self, kind: &CurvatureKind) -> Result<Box<dyn LinearOperator + '_>> {
-        Ok(match kind {
-            CurvatureKind::Hessian => Box::new(self.hessian()),
-            CurvatureKind::Ggn => Box::new(self.ggn()),
-            CurvatureKind::Fisher => Box::new(self.fisher()),
-            CurvatureKind::EmpiricalFisher => Box::new(self.empirical_fisher()),
-            CurvatureKind::MonteCarloFisher { samples, seed } => {
-                Box::new(self.monte_carlo_fisher(*samples, *seed)?)
-            }
-            CurvatureKind::BlockDiagonal(inner) => {
-                let blocks = layer_blocks(self.problem().model);
-                Box::new(BlockDiagonal::new(self.operator(inner)?, blocks)?)
-            }
-        })
+        Ok(Box::new(CurvatureOperator::new(self, kind)?))
     }
 }
 
