@@ -70,29 +70,31 @@
 //! ```
 
 pub mod backward;
-pub mod buffers;
 pub mod check;
 pub mod dual;
 pub mod error;
-pub mod fast_math;
+pub mod kernels;
 pub mod linalg;
 pub mod matrix;
 pub mod modes;
 pub mod op;
 pub mod random;
 pub mod scalar;
-pub mod small_gemm;
+pub mod shape;
 pub mod tangents;
 pub mod tape;
 pub mod var;
 
+/// The performance layer's modules under their former paths (`autodiff::buffers`, ...): the
+/// same modules as [`kernels::buffers`], [`kernels::fast_math`] and [`kernels::small_gemm`].
+pub use kernels::{buffers, fast_math, small_gemm};
+
 pub use backward::{Gradients, Retain};
-pub use buffers::BufferPool;
 pub use dual::Dual;
 pub use error::{AutodiffError, Result};
+pub use kernels::buffers::BufferPool;
 pub use matrix::{MatMut, MatRef, Matrix, Shape};
 pub use modes::Function;
-pub use op::conv::Conv2d;
 pub use op::{CustomOp, UnaryFn};
 /// The `rand` crate this crate is built with: [`random`]'s functions take a [`rand::RngCore`],
 /// so a user names it (and seeds generators) through this re-export without matching versions.
@@ -100,3 +102,4 @@ pub use rand;
 pub use scalar::Scalar;
 pub use tangents::Tangents;
 pub use tape::{Tape, Var};
+pub use var::conv::Conv2d;

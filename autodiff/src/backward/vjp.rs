@@ -4,236 +4,13 @@
 //! The rules are plain functions generic over the scalar: run on a tape of dual numbers they
 //! differentiate themselves, which is how the sweep over a `Dual<f64>` tape yields `H v`.
 
-use super::{log_softmax, Op, UnaryFn};
-use crate::buffers;
+use super::adjoints::Sink;
 use crate::error::Result;
-use crate::matrix::{MatMut, MatRef, Matrix};
+use crate::matrix::Matrix;
+use crate::op::{Op, UnaryFn};
 use crate::scalar::Scalar;
-use crate::tape::{self, Node};
+use crate::tape;
 use smallvec::SmallVec;
-
-/// Adjoint storage: one optional matrix per node, created on first contribution.
-pub(crate) type Adjoints<T> = Vec<Option<Matrix<T>>>;
-
-/// Where the contributions to adjoints go. With `redirect` (a sweep that keeps only the
-/// inputs' adjoints), a view's adjoint is never formed: its contributions are added straight
-/// into the range of the adjoint of the node it views (θ's, for the weights of a layer).
-pub(crate) struct Sink<'s, T: Scalar> {
-    pub(crate) nodes: &'s [Node<T>],
-    pub(crate) adj: &'s mut Adjoints<T>,
-    pub(crate) redirect: bool,
-    /// Buffers of adjoints the sweep has finished with, for new adjoints to reuse: on a small
-    /// model an allocation and a zero fill per adjoint are a visible share of the sweep.
-    pub(crate) spare: &'s mut Spare<T>,
-    /// Only the derivative parts of the inputs' adjoints are wanted (`H v` without `∇h`): a
-    /// product into an input's adjoint runs as [`Scalar::gemm_tangent`].
-    pub(crate) input_tangents_only: bool,
-}
-
-/// How many finished adjoints' buffers a sweep keeps for reuse (an MLP's sweep needs two at a
-/// time: the adjoint being propagated and the one it produces).
-pub(crate) const MAX_SPARE: usize = 4;
-
-/// Only buffers up to this many bytes are kept: above it an allocation is noise beside the
-/// work that fills the adjoint, and stale large buffers would raise the sweep's peak memory.
-pub(crate) const MAX_SPARE_BYTES: usize = 64 * 1024;
-
-/// The finished adjoints' buffers of one sweep (inline: the pool itself allocates nothing).
-pub(crate) type Spare<T> = SmallVec<[Vec<T>; MAX_SPARE]>;
-
-/// A spare buffer of `len` elements for a new adjoint, if one is large enough. With `zeroed`
-/// it is cleared; without, its contents are stale and the caller must overwrite every element.
-/// Without a spare, callers allocate as they would have: zeroed only where they accumulate
-/// (a new `f64` buffer comes zeroed from the allocator's fresh pages; a second pass over a
-/// θ-sized one would be a memset of θ), and by `collect` where they overwrite.
-fn take_spare<T: Scalar>(spare: &mut Spare<T>, len: usize, zeroed: bool) -> Option<Vec<T>> {
-    let p = spare.iter().position(|b| b.capacity() >= len)?;
-    let mut b = spare.swap_remove(p);
-    if zeroed {
-        b.clear();
-    }
-    b.resize(len, T::zero());
-    Some(b)
-}
-
-impl<T: Scalar> Sink<'_, T> {
-    /// `(slot, offset)` receiving node `j`'s adjoint when it is redirected.
-    fn target(&self, j: usize) -> Option<(usize, usize)> {
-        if !self.redirect || !self.nodes[j].is_view() {
-            return None;
-        }
-        let (mut root, mut offset) = (j, 0);
-        while let (true, &Op::Slice { a, start }) =
-            (self.nodes[root].is_view(), &self.nodes[root].op)
-        {
-            root = a;
-            offset += start;
-        }
-        Some((root, offset))
-    }
-
-    /// Elements `offset..offset + len` of slot `root`'s adjoint, zero-filled on first use.
-    fn region(&mut self, root: usize, offset: usize, len: usize) -> &mut [T] {
-        let s = self.nodes[root].shape;
-        let m = self.adj[root].get_or_insert_with(|| {
-            let b = take_spare(self.spare, s.len(), true)
-                .unwrap_or_else(|| buffers::filled(s.len(), T::zero()));
-            Matrix::from_vec(s.rows, s.cols, b).expect("internal error: adjoint shape")
-        });
-        &mut m.data_mut()[offset..offset + len]
-    }
-
-    /// `adj[j] += a · b` (matrix product of views), allocating the slot on first use.
-    fn product(&mut self, j: usize, a: MatRef<'_, T>, b: MatRef<'_, T>) {
-        let (rows, cols) = (a.rows(), b.cols());
-        let target = self.target(j);
-        // A product whose result only ever reaches an input's adjoint.
-        let gemm: fn(MatRef<'_, T>, MatRef<'_, T>, MatMut<'_, T>, bool) = if self
-            .input_tangents_only
-            && matches!(self.nodes[target.map_or(j, |t| t.0)].op, Op::Input)
-        {
-            T::gemm_tangent
-        } else {
-            T::gemm
-        };
-        if let Some((root, offset)) = target {
-            let region = self.region(root, offset, rows * cols);
-            let c = MatMut::from_slice(region, rows, cols).expect("internal error: view adjoint");
-            gemm(a, b, c, true);
-            return;
-        }
-        match &mut self.adj[j] {
-            Some(m) => gemm(a, b, m.as_mut(), true),
-            slot @ None => {
-                let len = rows * cols;
-                let buffer = take_spare(self.spare, len, false)
-                    .unwrap_or_else(|| buffers::filled(len, T::zero()));
-                let mut m = Matrix::from_vec(rows, cols, buffer).expect("internal error: adjoint");
-                gemm(a, b, m.as_mut(), false);
-                *slot = Some(m);
-            }
-        }
-    }
-
-    /// `adj[j][k] += f(k)` over the row-major elements of a `rows×cols` adjoint.
-    fn elementwise(&mut self, j: usize, rows: usize, cols: usize, f: impl Fn(usize) -> T) {
-        if let Some((root, offset)) = self.target(j) {
-            for (k, x) in self.region(root, offset, rows * cols).iter_mut().enumerate() {
-                *x = *x + f(k);
-            }
-            return;
-        }
-        match &mut self.adj[j] {
-            Some(m) => {
-                for (k, x) in m.data_mut().iter_mut().enumerate() {
-                    *x = *x + f(k);
-                }
-            }
-            slot @ None => {
-                let data = match take_spare(self.spare, rows * cols, false) {
-                    Some(mut data) => {
-                        data.iter_mut().enumerate().for_each(|(k, x)| *x = f(k));
-                        data
-                    }
-                    None => buffers::collect(rows * cols, (0..rows * cols).map(f)),
-                };
-                *slot = Some(
-                    Matrix::from_vec(rows, cols, data).expect("internal error: adjoint shape"),
-                );
-            }
-        }
-    }
-
-    /// `adj[j][k] += f(g[k], y[k])` over `rows×cols` elements: `elementwise` for the common
-    /// activations, written over zipped slices (no indices) so that it vectorizes.
-    fn elementwise_zip(
-        &mut self,
-        j: usize,
-        (rows, cols): (usize, usize),
-        g: &[T],
-        y: &[T],
-        f: impl Fn(T, T) -> T,
-    ) {
-        // Compiled for the wider vectors too: over dual numbers the baseline build moves one
-        // 16-byte dual at a time (3% of a 10-20-20-3 MLP's `H v`). Elementwise, so every path
-        // gives the same bits.
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the CPU has AVX-512F.
-                return unsafe { self.elementwise_zip_avx512(j, (rows, cols), g, y, f) };
-            }
-            if std::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU has AVX2.
-                return unsafe { self.elementwise_zip_avx2(j, (rows, cols), g, y, f) };
-            }
-        }
-        self.elementwise_zip_impl(j, (rows, cols), g, y, f);
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn elementwise_zip_avx512(
-        &mut self,
-        j: usize,
-        shape: (usize, usize),
-        g: &[T],
-        y: &[T],
-        f: impl Fn(T, T) -> T,
-    ) {
-        self.elementwise_zip_impl(j, shape, g, y, f);
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn elementwise_zip_avx2(
-        &mut self,
-        j: usize,
-        shape: (usize, usize),
-        g: &[T],
-        y: &[T],
-        f: impl Fn(T, T) -> T,
-    ) {
-        self.elementwise_zip_impl(j, shape, g, y, f);
-    }
-
-    #[inline(always)]
-    fn elementwise_zip_impl(
-        &mut self,
-        j: usize,
-        (rows, cols): (usize, usize),
-        g: &[T],
-        y: &[T],
-        f: impl Fn(T, T) -> T,
-    ) {
-        let add = |dst: &mut [T]| {
-            for ((x, &g), &y) in dst.iter_mut().zip(g).zip(y) {
-                *x = *x + f(g, y);
-            }
-        };
-        if let Some((root, offset)) = self.target(j) {
-            add(self.region(root, offset, rows * cols));
-            return;
-        }
-        match &mut self.adj[j] {
-            Some(m) => add(m.data_mut()),
-            slot @ None => {
-                let data = match take_spare(self.spare, rows * cols, false) {
-                    Some(mut data) => {
-                        for ((x, &g), &y) in data.iter_mut().zip(g).zip(y) {
-                            *x = f(g, y);
-                        }
-                        data
-                    }
-                    None => buffers::collect(rows * cols, g.iter().zip(y).map(|(&g, &y)| f(g, y))),
-                };
-                *slot = Some(
-                    Matrix::from_vec(rows, cols, data).expect("internal error: adjoint shape"),
-                );
-            }
-        }
-    }
-}
 
 /// Adds the contributions of node `i` (with adjoint `g`) to its operands' adjoints.
 pub(crate) fn propagate<T: Scalar>(sink: &mut Sink<'_, T>, i: usize, g: &Matrix<T>) -> Result<()> {
@@ -433,7 +210,7 @@ pub(crate) fn propagate<T: Scalar>(sink: &mut Sink<'_, T>, i: usize, g: &Matrix<
             if needs(*a) {
                 // col2im: each output adjoint goes back to the element it was read from.
                 let s = nodes[*a].shape;
-                let back = super::gather::scatter_add(gd, index, s.len());
+                let back = crate::var::gather::scatter_add(gd, index, s.len());
                 sink.elementwise(*a, s.rows, s.cols, |k| back[k]);
             }
         }
@@ -517,12 +294,6 @@ fn column_sums<T: Scalar>(data: &[T], cols: usize) -> SmallVec<[T; 32]> {
 
 fn row_dots<T: Scalar>(a: &[T], b: &[T], rows: usize, cols: usize) -> Vec<T> {
     (0..rows).map(|r| (r * cols..(r + 1) * cols).fold(T::zero(), |s, k| s + a[k] * b[k])).collect()
-}
-
-/// Row-wise softmax, for rules and checks that need it outside the tape.
-#[allow(dead_code)]
-pub(crate) fn softmax<T: Scalar>(a: &Matrix<T>) -> Matrix<T> {
-    log_softmax(a).map(|x| x.exp())
 }
 
 #[cfg(test)]

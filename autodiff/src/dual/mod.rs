@@ -67,7 +67,7 @@ pub fn dual_matrix<T: Scalar>(re: &Matrix<T>, eps: &Matrix<T>) -> Result<Matrix<
     if re.shape() != eps.shape() {
         return Err(AutodiffError::shape("dual_matrix", re.shape(), eps.shape()));
     }
-    let data = crate::buffers::collect(
+    let data = crate::kernels::buffers::collect(
         re.len(),
         re.data().iter().zip(eps.data()).map(|(&r, &e)| Dual::new(r, e)),
     );

@@ -1,15 +1,15 @@
 //! The tangent rule of every built-in op: given the tangents of a node's operands (and the
-//! stored primal values), the tangent of the node. One `match`, mirroring [`vjp`](super::vjp).
+//! stored primal values), the tangent of the node. One `match`, mirroring [`vjp`](crate::backward::vjp).
 //!
 //! [`Tape::tangents`](crate::Tape::tangents) runs these rules over an already-recorded tape: the
 //! Jacobian-vector product without recomputing the forward values, which is what a curvature
 //! product repeated at a fixed θ and batch (conjugate gradient) wants. On a fresh point the
 //! dual-number forward pass gives the same `J v` in one go.
 
-use super::{zip_map, Op, UnaryFn};
-use crate::buffers;
 use crate::error::{AutodiffError, Result};
+use crate::kernels::buffers;
 use crate::matrix::{MatRef, Matrix};
+use crate::op::{zip_map, Op, UnaryFn};
 use crate::scalar::Scalar;
 use crate::tape::{self, Node};
 
@@ -223,7 +223,7 @@ pub(crate) fn tangent<T: Scalar>(
             .expect("internal error: slice tangent")
         }),
         Op::Gather { a, index, .. } => {
-            t(*a).map(|x| super::gather::gather(x.data(), index, out.shape()))
+            t(*a).map(|x| crate::var::gather::gather(x.data(), index, out.shape()))
         }
         Op::Custom { op, inputs } => {
             if inputs.iter().all(|&j| t(j).is_none()) {

@@ -1,5 +1,12 @@
 //! The ops a model is written with, as methods on [`Var`]: each checks its operands, computes
 //! the forward value, and records one node.
+//!
+//! The layers of convolutional networks are here too: [`conv`] (im2col and the convolution),
+//! [`layer_norm`], and the index op they are built from (`gather`).
+
+pub mod conv;
+pub(crate) mod gather;
+pub mod layer_norm;
 
 use crate::error::{AutodiffError, Result};
 use crate::matrix::{MatRef, Matrix, Shape};
@@ -156,7 +163,7 @@ impl<'t, T: Scalar> Var<'t, T> {
             // Start from the bias rows and accumulate the product onto them: one pass. The
             // rows are filled by doubling copies (log₂ N of them, not one per row).
             let total = sa.rows * sw.rows;
-            let mut data = crate::buffers::with_capacity(total);
+            let mut data = crate::kernels::buffers::with_capacity(total);
             if total > 0 {
                 data.extend((0..sw.rows).map(|j| v[2].get(0, j)));
                 while data.len() < total {
