@@ -7,7 +7,7 @@
 use super::adjoints::Sink;
 use crate::error::Result;
 use crate::matrix::Matrix;
-use crate::op::{Op, UnaryFn};
+use crate::op::{softmax, Op, UnaryFn};
 use crate::scalar::Scalar;
 use crate::tape;
 use smallvec::SmallVec;
@@ -176,8 +176,9 @@ pub(crate) fn propagate<T: Scalar>(sink: &mut Sink<'_, T>, i: usize, g: &Matrix<
             if needs(a) {
                 // dx = y ⊙ (g - Σ_j g_j y_j) per row.
                 let y = tape::data(nodes, i);
-                let dots = row_dots(gd, y, gr, gc);
-                sink.elementwise(a, gr, gc, |k| y[k] * (gd[k] - dots[k / gc]));
+                let mut dx = y.to_vec();
+                softmax::softmax_jacobian_rows(&mut dx, gd, gc);
+                sink.elementwise(a, gr, gc, |k| dx[k]);
             }
         }
         &Op::LogSoftmax(a) => {
@@ -290,10 +291,6 @@ fn column_sums<T: Scalar>(data: &[T], cols: usize) -> SmallVec<[T; 32]> {
         }
     }
     sums
-}
-
-fn row_dots<T: Scalar>(a: &[T], b: &[T], rows: usize, cols: usize) -> Vec<T> {
-    (0..rows).map(|r| (r * cols..(r + 1) * cols).fold(T::zero(), |s, k| s + a[k] * b[k])).collect()
 }
 
 #[cfg(test)]

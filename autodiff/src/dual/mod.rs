@@ -248,6 +248,11 @@ impl<T: Scalar> Scalar for Dual<T> {
         Dual::constant(T::from_f64(x))
     }
 
+    /// The bulk `exp` of the real parts (vectorized for `f64`/`f32`), and `e eps`.
+    fn exp_slice(x: &[Self], out: &mut [Self]) {
+        lift_slice(x, out, T::exp_slice, |e| e);
+    }
+
     /// The bulk `tanh` of the real parts (vectorized for `f64`/`f32`), and `(1 − t²) eps`.
     fn tanh_slice(x: &[Self], out: &mut [Self]) {
         lift_slice(x, out, T::tanh_slice, |t| T::one() - t * t);

@@ -6,6 +6,7 @@
 //! [`Dual`](crate::Dual) values *is* the Jacobian-vector product.
 
 pub mod custom;
+pub mod softmax;
 pub mod unary;
 
 pub use custom::CustomOp;

@@ -78,6 +78,18 @@ pub trait Scalar: Float + Debug + Display + Default + Send + Sync + 'static {
         }
     }
 
+    /// `out[i] = exp(x[i])` over a slice; panics if the lengths differ.
+    ///
+    /// The default is the per-element `exp`; `f64` and `f32` override it with the vectorized
+    /// [`crate::kernels::fast_math`] version, within 1 ulp of libm (the softmax of
+    /// [`crate::op::softmax`] takes its exponentials here).
+    fn exp_slice(x: &[Self], out: &mut [Self]) {
+        assert_eq!(x.len(), out.len(), "exp_slice: lengths differ");
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = v.exp();
+        }
+    }
+
     /// `out[i] = 1 / (1 + e^{-x[i]})` over a slice; panics if the lengths differ.
     ///
     /// The default is the per-element [`sigmoid`]; `f64` and `f32`
@@ -115,7 +127,7 @@ fn check_gemm_shapes<T>(a: &MatRef<'_, T>, b: &MatRef<'_, T>, c: &MatMut<'_, T>)
 }
 
 macro_rules! impl_real_scalar {
-    ($t:ty, $kernel:path, $tanh:path, $sigmoid:path) => {
+    ($t:ty, $kernel:path, $exp:path, $tanh:path, $sigmoid:path) => {
         impl Scalar for $t {
             fn gemm(
                 a: MatRef<'_, Self>,
@@ -183,6 +195,10 @@ macro_rules! impl_real_scalar {
                 x as $t
             }
 
+            fn exp_slice(x: &[Self], out: &mut [Self]) {
+                $exp(x, out);
+            }
+
             fn tanh_slice(x: &[Self], out: &mut [Self]) {
                 $tanh(x, out);
             }
@@ -197,12 +213,14 @@ macro_rules! impl_real_scalar {
 impl_real_scalar!(
     f64,
     matrixmultiply::dgemm,
+    crate::kernels::fast_math::exp_f64,
     crate::kernels::fast_math::tanh_f64,
     crate::kernels::fast_math::sigmoid_f64
 );
 impl_real_scalar!(
     f32,
     matrixmultiply::sgemm,
+    crate::kernels::fast_math::exp_f32,
     crate::kernels::fast_math::tanh_f32,
     crate::kernels::fast_math::sigmoid_f32
 );

@@ -9,7 +9,7 @@
 use crate::error::{AutodiffError, Result};
 use crate::kernels::buffers;
 use crate::matrix::{MatRef, Matrix};
-use crate::op::{zip_map, Op, UnaryFn};
+use crate::op::{softmax, zip_map, Op, UnaryFn};
 use crate::scalar::Scalar;
 use crate::tape::{self, Node};
 
@@ -203,9 +203,11 @@ pub(crate) fn tangent<T: Scalar>(
             Matrix::column(row_dots(&p, x.data(), cols))
         }),
         &Op::Softmax(a) => t(a).map(|x| {
-            let (y, cols) = (out.data(), x.cols());
-            let dots = row_dots(y, x.data(), cols);
-            map(x, |k, v| y[k] * (v - dots[k / cols]))
+            // ẏ = y ⊙ (ẋ − yᵀẋ) per row.
+            let data = buffers::collect(out.len(), out.data().iter().copied());
+            let mut dy = Matrix::from_vec(x.rows(), x.cols(), data).expect("softmax tangent");
+            softmax::softmax_jacobian_rows(dy.data_mut(), x.data(), x.cols());
+            dy
         }),
         &Op::LogSoftmax(a) => t(a).map(|x| {
             let cols = x.cols();

@@ -10,7 +10,7 @@ pub mod layer_norm;
 
 use crate::error::{AutodiffError, Result};
 use crate::matrix::{MatRef, Matrix, Shape};
-use crate::op::{log_softmax, row_log_sum_exp, zip_map, CustomOp, Op, UnaryFn};
+use crate::op::{log_softmax, row_log_sum_exp, softmax, zip_map, CustomOp, Op, UnaryFn};
 use crate::scalar::Scalar;
 use crate::tape::{self, Var};
 use smallvec::SmallVec;
@@ -300,9 +300,13 @@ impl<'t, T: Scalar> Var<'t, T> {
         })
     }
 
-    /// Row-wise softmax.
+    /// Row-wise softmax ([`softmax_rows`](crate::op::softmax::softmax_rows)).
     pub fn softmax(self) -> Result<Var<'t, T>> {
-        self.record(Op::Softmax(self.index), |v| log_softmax(v[0]).map(|x| x.exp()))
+        self.record(Op::Softmax(self.index), |v| {
+            let mut p = Matrix::zeros(v[0].rows(), v[0].cols());
+            softmax::softmax_rows(v[0].data(), v[0].cols(), p.data_mut());
+            p
+        })
     }
 
     /// Row-wise log-softmax, computed stably.
