@@ -37,6 +37,38 @@
 //! The [`check`] module holds the finite-difference and adjoint checks this crate's own tests
 //! use, for users' functions and [`CustomOp`]s.
 //!
+//! # Layout
+//!
+//! Lowest first: each module imports only from modules before it in this list (the kernels
+//! and [`matrix`] interleave: a matrix allocates through [`kernels::buffers`], and
+//! [`kernels::small_gemm`] multiplies matrix views), so the import graph has no cycle
+//! (`tests/module_graph.rs` reads every `crate::` path and fails on one).
+//!
+//! - [`shape`], [`error`]: the [`Shape`] of a matrix and [`AutodiffError`].
+//! - [`kernels`]: the performance layer, apart from the AD core. [`kernels::buffers`]
+//!   (allocation, [`BufferPool`]), [`kernels::small_gemm`] (small real and dual matrix
+//!   products), [`kernels::fast_math`] (vectorized `exp`, `tanh`, sigmoid, softplus).
+//!   **Kernels never import the tape, the ops or the rules**: only [`matrix`], [`shape`],
+//!   [`error`] and other kernels (outside their tests), so they can be read, tested and
+//!   replaced alone. (The paths `autodiff::buffers`, `autodiff::fast_math` and
+//!   `autodiff::small_gemm` still name them.)
+//! - [`matrix`]: [`Matrix`] and its strided views [`MatRef`], [`MatMut`].
+//! - [`scalar`]: the [`Scalar`] trait (each scalar chooses its product and slice kernels), the
+//!   sigmoid, and the product of dual matrices from their real and tangent parts.
+//! - [`dual`]: [`Dual`] numbers, their matrix product and slice functions.
+//! - [`op`]: the ops a tape records (one enum), the elementwise functions [`UnaryFn`], the
+//!   row-wise softmax and its products ([`op::softmax`], shared with the curvature crate's
+//!   losses and activations), and [`CustomOp`].
+//! - [`tape`]: [`Tape`], [`Var`] and the recorded nodes.
+//! - [`var`]: the ops as methods of [`Var`], including [`var::conv`] and [`var::layer_norm`].
+//! - [`backward`]: the reverse sweep (`Jᵀ u`, and `H v` over dual numbers); its adjoint store
+//!   (`backward::adjoints`: adjoint buffers, their reuse and the vectorized accumulation) is
+//!   apart from the reverse rule of every op (`backward::vjp`, rules only).
+//! - [`tangents`]: the tangent sweep over a recorded tape and the forward rules
+//!   (`tangents::jvp`).
+//! - [`modes`], [`check`]: the products of a [`Function`] and their finite-difference checks;
+//!   [`linalg`], [`random`]: small dense linear algebra and random matrices.
+//!
 //! # Example: `J v`, `Jᵀ u`, `H v` of a small network
 //! ```
 //! use autodiff::{check, modes, Function, Matrix, Result, Scalar, Tape, Var};
