@@ -35,7 +35,7 @@ pub fn softmax_rows<T: Scalar>(z: &[T], cols: usize, out: &mut [T]) {
         return;
     }
     assert!(
-        cols > 0 && z.len() % cols == 0,
+        cols > 0 && z.len().is_multiple_of(cols),
         "softmax_rows: {} elements in rows of {cols}",
         z.len()
     );
