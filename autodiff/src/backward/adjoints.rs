@@ -1,6 +1,7 @@
 //! The adjoint store of a reverse sweep: one optional matrix per node ([`Adjoints`]), the
 //! [`Sink`] the rules add their contributions `J_{x}ᵀ ḡ` into (redirecting a view's adjoint into
-//! the node it views), and the spare buffers finished adjoints leave for new ones.
+//! the node it views), the spare buffers finished adjoints leave for new ones, and the
+//! register-blocked column sums a bias's adjoint is formed with.
 //!
 //! Storage and speed only: the derivative rules themselves are in [`vjp`](super::vjp).
 
@@ -236,6 +237,79 @@ impl<T: Scalar> Sink<'_, T> {
                     Matrix::from_vec(rows, cols, data).expect("internal error: adjoint shape"),
                 );
             }
+        }
+    }
+}
+
+/// Column sums of a row-major matrix with `cols` columns, each accumulated row by row in
+/// order; on the stack up to 32 columns (a small layer's bias costs no allocation). Columns
+/// are summed in blocks of 8, 4, 2 and 1 whose partial sums stay in registers (summing
+/// straight into the result kept every partial sum in memory, a load and a store per element:
+/// 4% of a W3 `H v`, whose dual sums are 16 bytes each).
+pub(super) fn column_sums<T: Scalar>(data: &[T], cols: usize) -> SmallVec<[T; 32]> {
+    /// Appends the sums of columns `j..j + W` (a width known at compile time, so that the
+    /// accumulators are registers).
+    #[inline(always)]
+    fn block<T: Scalar, const W: usize>(
+        data: &[T],
+        cols: usize,
+        j: usize,
+        sums: &mut SmallVec<[T; 32]>,
+    ) {
+        let mut acc = [T::zero(); W];
+        for row in data.chunks_exact(cols) {
+            let row: &[T; W] = row[j..j + W].try_into().expect("block within the row");
+            for t in 0..W {
+                acc[t] = acc[t] + row[t];
+            }
+        }
+        sums.extend_from_slice(&acc);
+    }
+    let mut sums = SmallVec::with_capacity(cols);
+    if cols == 0 {
+        return sums;
+    }
+    let mut j = 0;
+    while j + 8 <= cols {
+        block::<T, 8>(data, cols, j, &mut sums);
+        j += 8;
+    }
+    for w in [4, 2, 1] {
+        if cols - j >= w {
+            match w {
+                4 => block::<T, 4>(data, cols, j, &mut sums),
+                2 => block::<T, 2>(data, cols, j, &mut sums),
+                _ => block::<T, 1>(data, cols, j, &mut sums),
+            }
+            j += w;
+        }
+    }
+    sums
+}
+
+#[cfg(test)]
+mod tests {
+    use super::column_sums;
+    use crate::Dual;
+
+    /// Every width around the eight-column blocks, and one past the inline 32: each sum equals
+    /// the row-by-row sum exactly (same order), for reals and for dual numbers.
+    #[test]
+    fn column_sums_are_the_row_by_row_sums() {
+        for cols in [0, 1, 7, 8, 9, 16, 20, 33] {
+            let rows = 5;
+            let data: Vec<f64> =
+                (0..rows * cols).map(|i| ((i * 37) % 23) as f64 / 7.0 - 1.5).collect();
+            let want: Vec<f64> =
+                (0..cols).map(|j| (0..rows).fold(0.0, |s, r| s + data[r * cols + j])).collect();
+            assert_eq!(column_sums(&data, cols).to_vec(), want, "{cols} columns");
+            let dual: Vec<Dual<f64>> = data.iter().map(|&x| Dual::new(x, 2.0 * x + 1.0)).collect();
+            let got = column_sums(&dual, cols);
+            for (j, d) in got.iter().enumerate() {
+                let eps = (0..rows).fold(0.0, |s, r| s + dual[r * cols + j].eps);
+                assert_eq!((d.re, d.eps), (want[j], eps), "{cols} columns, dual [{j}]");
+            }
+            assert_eq!(got.len(), cols);
         }
     }
 }

@@ -5,6 +5,9 @@
 //! `(2rs, 2cs)`. Then `C = A B` is `C.re = A.re B.re`, `C.eps = A.re B.eps + A.eps B.re`.
 //! A product whose operand has an all-zero tangent (data `x` in the first layer, or a constant
 //! weight) skips the corresponding real product: a cheap scan saves a third of the work.
+//!
+//! Here the split of a dual matrix into its parts; the real products from the parts are in
+//! `scalar::dual_parts`, below this module ([`Scalar::gemm_dual_parts`]'s default uses them).
 
 use super::Dual;
 use crate::matrix::{MatMut, MatRef};
