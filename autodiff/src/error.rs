@@ -1,6 +1,6 @@
 //! [`AutodiffError`]: every user mistake the crate reports instead of panicking.
 
-use crate::matrix::Shape;
+use crate::shape::Shape;
 use thiserror::Error;
 
 /// What went wrong, with the op's name and the shapes involved.

@@ -37,6 +37,38 @@
 //! The [`check`] module holds the finite-difference and adjoint checks this crate's own tests
 //! use, for users' functions and [`CustomOp`]s.
 //!
+//! # Layout
+//!
+//! Lowest first: each module imports only from modules before it in this list (the kernels
+//! and [`matrix`] interleave: a matrix allocates through [`kernels::buffers`], and
+//! [`kernels::small_gemm`] multiplies matrix views), so the import graph has no cycle
+//! (`tests/module_graph.rs` reads every `crate::` path and fails on one).
+//!
+//! - [`shape`], [`error`]: the [`Shape`] of a matrix and [`AutodiffError`].
+//! - [`kernels`]: the performance layer, apart from the AD core. [`kernels::buffers`]
+//!   (allocation, [`BufferPool`]), [`kernels::small_gemm`] (small real and dual matrix
+//!   products), [`kernels::fast_math`] (vectorized `exp`, `tanh`, sigmoid, softplus).
+//!   **Kernels never import the tape, the ops or the rules**: only [`matrix`], [`shape`],
+//!   [`error`] and other kernels (outside their tests), so they can be read, tested and
+//!   replaced alone. (The paths `autodiff::buffers`, `autodiff::fast_math` and
+//!   `autodiff::small_gemm` still name them.)
+//! - [`matrix`]: [`Matrix`] and its strided views [`MatRef`], [`MatMut`].
+//! - [`scalar`]: the [`Scalar`] trait (each scalar chooses its product and slice kernels), the
+//!   sigmoid, and the product of dual matrices from their real and tangent parts.
+//! - [`dual`]: [`Dual`] numbers, their matrix product and slice functions.
+//! - [`op`]: the ops a tape records (one enum), the elementwise functions [`UnaryFn`], the
+//!   row-wise softmax and its products ([`op::softmax`], shared with the curvature crate's
+//!   losses and activations), and [`CustomOp`].
+//! - [`tape`]: [`Tape`], [`Var`] and the recorded nodes.
+//! - [`var`]: the ops as methods of [`Var`], including [`var::conv`] and [`var::layer_norm`].
+//! - [`backward`]: the reverse sweep (`Jᵀ u`, and `H v` over dual numbers); its adjoint store
+//!   (`backward::adjoints`: adjoint buffers, their reuse and the vectorized accumulation) is
+//!   apart from the reverse rule of every op (`backward::vjp`, rules only).
+//! - [`tangents`]: the tangent sweep over a recorded tape and the forward rules
+//!   (`tangents::jvp`).
+//! - [`modes`], [`check`]: the products of a [`Function`] and their finite-difference checks;
+//!   [`linalg`], [`random`]: small dense linear algebra and random matrices.
+//!
 //! # Example: `J v`, `Jᵀ u`, `H v` of a small network
 //! ```
 //! use autodiff::{check, modes, Function, Matrix, Result, Scalar, Tape, Var};
@@ -70,29 +102,31 @@
 //! ```
 
 pub mod backward;
-pub mod buffers;
 pub mod check;
 pub mod dual;
 pub mod error;
-pub mod fast_math;
+pub mod kernels;
 pub mod linalg;
 pub mod matrix;
 pub mod modes;
 pub mod op;
 pub mod random;
 pub mod scalar;
-pub mod small_gemm;
+pub mod shape;
 pub mod tangents;
 pub mod tape;
 pub mod var;
 
+/// The performance layer's modules under their former paths (`autodiff::buffers`, ...): the
+/// same modules as [`kernels::buffers`], [`kernels::fast_math`] and [`kernels::small_gemm`].
+pub use kernels::{buffers, fast_math, small_gemm};
+
 pub use backward::{Gradients, Retain};
-pub use buffers::BufferPool;
 pub use dual::Dual;
 pub use error::{AutodiffError, Result};
+pub use kernels::buffers::BufferPool;
 pub use matrix::{MatMut, MatRef, Matrix, Shape};
 pub use modes::Function;
-pub use op::conv::Conv2d;
 pub use op::{CustomOp, UnaryFn};
 /// The `rand` crate this crate is built with: [`random`]'s functions take a [`rand::RngCore`],
 /// so a user names it (and seeds generators) through this re-export without matching versions.
@@ -100,3 +134,4 @@ pub use rand;
 pub use scalar::Scalar;
 pub use tangents::Tangents;
 pub use tape::{Tape, Var};
+pub use var::conv::Conv2d;

@@ -67,7 +67,7 @@ pub fn dual_matrix<T: Scalar>(re: &Matrix<T>, eps: &Matrix<T>) -> Result<Matrix<
     if re.shape() != eps.shape() {
         return Err(AutodiffError::shape("dual_matrix", re.shape(), eps.shape()));
     }
-    let data = crate::buffers::collect(
+    let data = crate::kernels::buffers::collect(
         re.len(),
         re.data().iter().zip(eps.data()).map(|(&r, &e)| Dual::new(r, e)),
     );
@@ -246,6 +246,11 @@ impl<T: Scalar> Scalar for Dual<T> {
 
     fn from_f64(x: f64) -> Self {
         Dual::constant(T::from_f64(x))
+    }
+
+    /// The bulk `exp` of the real parts (vectorized for `f64`/`f32`), and `e eps`.
+    fn exp_slice(x: &[Self], out: &mut [Self]) {
+        lift_slice(x, out, T::exp_slice, |e| e);
     }
 
     /// The bulk `tanh` of the real parts (vectorized for `f64`/`f32`), and `(1 − t²) eps`.

@@ -328,7 +328,7 @@ fn large_dual_gemm_matches_triple_loop() {
 }
 
 fn large_dual_gemm_case(m: usize, k: usize, n: usize) {
-    assert!(m * k * n > crate::small_gemm::SMALL_GEMM_MAX_WORK);
+    assert!(m * k * n > crate::kernels::small_gemm::SMALL_GEMM_MAX_WORK);
     for case in 0..32u64 {
         let (zero_a, zero_b, accumulate) = (case & 1 == 1, case & 2 == 2, case & 4 == 4);
         let (ta, tb, tc) = (case & 8 == 8, case & 16 == 16, case % 3 == 0);

@@ -5,13 +5,9 @@
 //! that is missing. Forward mode needs no rules of its own: running the forward rules on
 //! [`Dual`](crate::Dual) values *is* the Jacobian-vector product.
 
-pub mod conv;
 pub mod custom;
-pub(crate) mod gather;
-pub(crate) mod jvp;
-pub mod layer_norm;
+pub mod softmax;
 pub mod unary;
-pub(crate) mod vjp;
 
 pub use custom::CustomOp;
 pub use unary::UnaryFn;
@@ -148,8 +144,10 @@ impl<T: Scalar> Op<T> {
 
 /// Elementwise `f(a, b)` over two matrices of the same shape (checked by the caller).
 pub(crate) fn zip_map<T: Scalar>(a: &Matrix<T>, b: &Matrix<T>, f: impl Fn(T, T) -> T) -> Matrix<T> {
-    let data =
-        crate::buffers::collect(a.len(), a.data().iter().zip(b.data()).map(|(&x, &y)| f(x, y)));
+    let data = crate::kernels::buffers::collect(
+        a.len(),
+        a.data().iter().zip(b.data()).map(|(&x, &y)| f(x, y)),
+    );
     Matrix::from_vec(a.rows(), a.cols(), data).expect("internal error: zip_map shapes")
 }
 

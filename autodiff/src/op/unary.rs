@@ -4,6 +4,8 @@
 //! numbers for Hessian-vector products), and the activation-curvature term of Section 8.1.2,
 //! which needs `φ''`.
 
+/// The logistic sigmoid (defined beside [`Scalar`], whose slice version defaults to it).
+pub use crate::scalar::sigmoid;
 use crate::scalar::Scalar;
 
 /// An elementwise function `y = φ(x)`.
@@ -144,17 +146,6 @@ impl UnaryFn {
             UnaryFn::Square => two,
             UnaryFn::Sqrt => -one / (two * two * x * x.sqrt()),
         }
-    }
-}
-
-/// The logistic sigmoid, evaluated without overflow on either side.
-pub fn sigmoid<T: Scalar>(x: T) -> T {
-    let one = T::one();
-    if x >= T::zero() {
-        one / (one + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (one + e)
     }
 }
 

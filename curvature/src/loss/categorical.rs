@@ -6,41 +6,21 @@ use crate::error::{CurvatureError, Result};
 use autodiff::Matrix;
 use rand::{Rng, RngCore};
 
-/// Stable softmax of one row.
+/// Stable softmax of one row ([`autodiff::op::softmax::softmax`]).
 pub(crate) fn softmax(z: &[f64]) -> Vec<f64> {
-    let mut p = vec![0.0; z.len()];
-    softmax_into(z, &mut p);
-    p
+    autodiff::op::softmax::softmax(z)
 }
 
-/// `out ← softmax(z)`, stable (shifted by the maximum), without allocating: the per-example
-/// products call it once per row.
+/// `out ← softmax(z)` of one row, without allocating: the per-example products call it once
+/// per row.
 fn softmax_into(z: &[f64], out: &mut [f64]) {
-    let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let mut total = 0.0;
-    for (o, v) in out.iter_mut().zip(z) {
-        *o = (v - max).exp();
-        total += *o;
-    }
-    out.iter_mut().for_each(|o| *o /= total);
+    autodiff::op::softmax::softmax_rows(z, z.len(), out);
 }
 
 /// `out ← softmax` of every row of `z`, with one vectorized `exp` over the batch
-/// ([`autodiff::fast_math::exp_f64`], within 1 ulp of libm) instead of one libm call per
-/// element.
+/// ([`autodiff::op::softmax::softmax_rows`]).
 fn softmax_rows(z: &Matrix<f64>, out: &mut Matrix<f64>) {
-    let cols = z.cols().max(1);
-    // On the stack for a small batch of few classes (no allocation per product).
-    let mut shifted: smallvec::SmallVec<[f64; 256]> = z.data().into();
-    for row in shifted.chunks_mut(cols) {
-        let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        row.iter_mut().for_each(|v| *v -= max);
-    }
-    autodiff::fast_math::exp_f64(&shifted, out.data_mut());
-    for p in out.data_mut().chunks_mut(cols) {
-        let total: f64 = p.iter().sum();
-        p.iter_mut().for_each(|pk| *pk /= total);
-    }
+    autodiff::op::softmax::softmax_rows(z.data(), z.cols(), out.data_mut());
 }
 
 /// Rows `(Σ_j y_j) F_R u` (`y = None`: `F_R u`) with `F_R u = p ⊙ (u − pᵀu)`, from the
@@ -52,13 +32,13 @@ fn softmax_curvature_rows(
     out: &mut Matrix<f64>,
 ) {
     softmax_rows(z, out);
-    let cols = z.cols().max(1);
-    let rows = out.data_mut().chunks_mut(cols).zip(u.data().chunks(cols)).enumerate();
-    for (r, (p, u)) in rows {
-        let total: f64 = y.map_or(1.0, |y| y.row(r).iter().sum());
-        let pu: f64 = p.iter().zip(u).map(|(a, b)| a * b).sum();
-        for (pk, uk) in p.iter_mut().zip(u) {
-            *pk = total * (*pk * (uk - pu));
+    let cols = z.cols();
+    autodiff::op::softmax::softmax_jacobian_rows(out.data_mut(), u.data(), cols);
+    if let Some(y) = y {
+        let cols = cols.max(1);
+        for (row, t) in out.data_mut().chunks_mut(cols).zip(y.data().chunks(cols)) {
+            let total: f64 = t.iter().sum();
+            row.iter_mut().for_each(|o| *o *= total);
         }
     }
 }
@@ -145,10 +125,7 @@ impl PredictiveDistribution for SoftmaxCrossEntropy {
     }
     fn apply_f_r(&self, z: &[f64], u: &[f64], out: &mut [f64]) {
         softmax_into(z, out);
-        let pu: f64 = out.iter().zip(u).map(|(a, b)| a * b).sum();
-        for k in 0..z.len() {
-            out[k] *= u[k] - pu;
-        }
+        autodiff::op::softmax::softmax_jacobian_rows(out, u, z.len());
     }
     /// From the softmax of every row at once, as [`grad_z_rows`](Self::grad_z_rows).
     fn apply_f_r_rows(&self, z: &Matrix<f64>, u: &Matrix<f64>, out: &mut Matrix<f64>) {

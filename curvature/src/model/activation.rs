@@ -2,6 +2,7 @@
 
 use super::Nonlinearity;
 use crate::error::{CurvatureError, Result};
+use autodiff::op::softmax;
 use autodiff::{Scalar, UnaryFn, Var};
 use std::fmt;
 use std::str::FromStr;
@@ -77,17 +78,6 @@ impl Activation {
     }
 }
 
-/// Softmax of one row, shifted by its maximum.
-fn softmax_row(s: &[f64]) -> Vec<f64> {
-    let max = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let total: f64 = s.iter().map(|v| (v - max).exp()).sum();
-    s.iter().map(|v| (v - max).exp() / total).collect()
-}
-
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
 /// The built-in activations as layer nonlinearities: the elementwise ones through
 /// [`UnaryFn`]'s rules, softmax by its row formulas.
 impl Nonlinearity for Activation {
@@ -98,7 +88,7 @@ impl Nonlinearity for Activation {
     fn value(&self, s: &[f64], out: &mut [f64]) {
         match self.unary() {
             Some(f) => out.iter_mut().zip(s).for_each(|(o, &x)| *o = f.value(x)),
-            None => out.copy_from_slice(&softmax_row(s)),
+            None => softmax::softmax_rows(s, s.len(), out),
         }
     }
 
@@ -111,11 +101,8 @@ impl Nonlinearity for Activation {
                 }
             }
             None => {
-                let p = softmax_row(s);
-                let c_p = dot(c, &p);
-                for k in 0..s.len() {
-                    out[k] = p[k] * (c[k] - c_p);
-                }
+                softmax::softmax_rows(s, s.len(), out);
+                softmax::softmax_jacobian_rows(out, c, s.len());
             }
         }
     }
@@ -130,13 +117,8 @@ impl Nonlinearity for Activation {
                 }
             }
             None => {
-                let p = softmax_row(s);
-                let p_u = dot(&p, u);
-                let p_dot: Vec<f64> = p.iter().zip(u).map(|(pk, uk)| pk * (uk - p_u)).collect();
-                let (c_p, c_p_dot) = (dot(c, &p), dot(c, &p_dot));
-                for k in 0..s.len() {
-                    out[k] = p_dot[k] * (c[k] - c_p) - p[k] * c_p_dot;
-                }
+                let p = softmax::softmax(s);
+                softmax::softmax_second_rows(&p, c, u, s.len(), out);
             }
         }
     }

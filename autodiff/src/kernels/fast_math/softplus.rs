@@ -69,7 +69,7 @@ pub fn softplus_f64(x: &[f64], out: &mut [f64]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fast_math::tests::{arguments, same_on_every_path, ulps, worst};
+    use crate::kernels::fast_math::tests::{arguments, same_on_every_path, ulps, worst};
 
     #[test]
     fn softplus_is_within_two_ulp_of_the_libm_formula() {

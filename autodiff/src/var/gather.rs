@@ -14,18 +14,17 @@
 
 use crate::error::{AutodiffError, Result};
 use crate::matrix::{Matrix, Shape};
+use crate::op::Op;
 use crate::scalar::Scalar;
 use crate::tape::{self, Var};
 use std::sync::Arc;
-
-use super::Op;
 
 /// The index that stands for a zero output element (padding).
 pub(crate) const ZERO: usize = usize::MAX;
 
 /// `y[k] = a[index[k]]`, zero where `index[k] == ZERO`.
 pub(crate) fn gather<T: Scalar>(a: &[T], index: &[usize], shape: Shape) -> Matrix<T> {
-    let data = crate::buffers::collect(
+    let data = crate::kernels::buffers::collect(
         index.len(),
         index.iter().map(|&i| if i == ZERO { T::zero() } else { a[i] }),
     );

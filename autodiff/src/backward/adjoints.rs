@@ -1,15 +1,15 @@
-//! The reverse rule of every built-in op: given the adjoint `ḡ` of a node, add `J_{x}ᵀ ḡ` into
-//! the adjoint of each operand `x` that needs one.
+//! The adjoint store of a reverse sweep: one optional matrix per node ([`Adjoints`]), the
+//! [`Sink`] the rules add their contributions `J_{x}ᵀ ḡ` into (redirecting a view's adjoint into
+//! the node it views), the spare buffers finished adjoints leave for new ones, and the
+//! register-blocked column sums a bias's adjoint is formed with.
 //!
-//! The rules are plain functions generic over the scalar: run on a tape of dual numbers they
-//! differentiate themselves, which is how the sweep over a `Dual<f64>` tape yields `H v`.
+//! Storage and speed only: the derivative rules themselves are in [`vjp`](super::vjp).
 
-use super::{log_softmax, Op, UnaryFn};
-use crate::buffers;
-use crate::error::Result;
+use crate::kernels::buffers;
 use crate::matrix::{MatMut, MatRef, Matrix};
+use crate::op::Op;
 use crate::scalar::Scalar;
-use crate::tape::{self, Node};
+use crate::tape::Node;
 use smallvec::SmallVec;
 
 /// Adjoint storage: one optional matrix per node, created on first contribution.
@@ -58,7 +58,7 @@ fn take_spare<T: Scalar>(spare: &mut Spare<T>, len: usize, zeroed: bool) -> Opti
 
 impl<T: Scalar> Sink<'_, T> {
     /// `(slot, offset)` receiving node `j`'s adjoint when it is redirected.
-    fn target(&self, j: usize) -> Option<(usize, usize)> {
+    pub(super) fn target(&self, j: usize) -> Option<(usize, usize)> {
         if !self.redirect || !self.nodes[j].is_view() {
             return None;
         }
@@ -73,7 +73,7 @@ impl<T: Scalar> Sink<'_, T> {
     }
 
     /// Elements `offset..offset + len` of slot `root`'s adjoint, zero-filled on first use.
-    fn region(&mut self, root: usize, offset: usize, len: usize) -> &mut [T] {
+    pub(super) fn region(&mut self, root: usize, offset: usize, len: usize) -> &mut [T] {
         let s = self.nodes[root].shape;
         let m = self.adj[root].get_or_insert_with(|| {
             let b = take_spare(self.spare, s.len(), true)
@@ -84,7 +84,7 @@ impl<T: Scalar> Sink<'_, T> {
     }
 
     /// `adj[j] += a · b` (matrix product of views), allocating the slot on first use.
-    fn product(&mut self, j: usize, a: MatRef<'_, T>, b: MatRef<'_, T>) {
+    pub(super) fn product(&mut self, j: usize, a: MatRef<'_, T>, b: MatRef<'_, T>) {
         let (rows, cols) = (a.rows(), b.cols());
         let target = self.target(j);
         // A product whose result only ever reaches an input's adjoint.
@@ -116,7 +116,13 @@ impl<T: Scalar> Sink<'_, T> {
     }
 
     /// `adj[j][k] += f(k)` over the row-major elements of a `rows×cols` adjoint.
-    fn elementwise(&mut self, j: usize, rows: usize, cols: usize, f: impl Fn(usize) -> T) {
+    pub(super) fn elementwise(
+        &mut self,
+        j: usize,
+        rows: usize,
+        cols: usize,
+        f: impl Fn(usize) -> T,
+    ) {
         if let Some((root, offset)) = self.target(j) {
             for (k, x) in self.region(root, offset, rows * cols).iter_mut().enumerate() {
                 *x = *x + f(k);
@@ -146,7 +152,7 @@ impl<T: Scalar> Sink<'_, T> {
 
     /// `adj[j][k] += f(g[k], y[k])` over `rows×cols` elements: `elementwise` for the common
     /// activations, written over zipped slices (no indices) so that it vectorizes.
-    fn elementwise_zip(
+    pub(super) fn elementwise_zip(
         &mut self,
         j: usize,
         (rows, cols): (usize, usize),
@@ -235,246 +241,12 @@ impl<T: Scalar> Sink<'_, T> {
     }
 }
 
-/// Adds the contributions of node `i` (with adjoint `g`) to its operands' adjoints.
-pub(crate) fn propagate<T: Scalar>(sink: &mut Sink<'_, T>, i: usize, g: &Matrix<T>) -> Result<()> {
-    let nodes = sink.nodes;
-    let needs = |j: usize| nodes[j].requires_grad;
-    let val = |j: usize| tape::value(nodes, j);
-    let mat = |j: usize, transpose: bool| {
-        let v = tape::view(nodes, j);
-        if transpose {
-            v.t()
-        } else {
-            v
-        }
-    };
-    let (gr, gc) = (g.rows(), g.cols());
-    let gd = g.data();
-    match &nodes[i].op {
-        Op::Input | Op::Constant => {}
-        &Op::MatMul { a, b, trans_a, trans_b } => {
-            // C = op(A) op(B): d op(A) = G op(B)ᵀ, d op(B) = op(A)ᵀ G.
-            let (av, bv) = (mat(a, trans_a), mat(b, trans_b));
-            if needs(a) {
-                if trans_a {
-                    sink.product(a, bv, g.as_ref().t()); // dA = (G op(B)ᵀ)ᵀ = op(B) Gᵀ
-                } else {
-                    sink.product(a, g.as_ref(), bv.t());
-                }
-            }
-            if needs(b) {
-                if trans_b {
-                    sink.product(b, g.as_ref().t(), av); // dB = (op(A)ᵀ G)ᵀ = Gᵀ op(A)
-                } else {
-                    sink.product(b, av.t(), g.as_ref());
-                }
-            }
-        }
-        &Op::Add(a, b) => {
-            if needs(a) {
-                sink.elementwise(a, gr, gc, |k| gd[k]);
-            }
-            if needs(b) {
-                sink.elementwise(b, gr, gc, |k| gd[k]);
-            }
-        }
-        &Op::Sub(a, b) => {
-            if needs(a) {
-                sink.elementwise(a, gr, gc, |k| gd[k]);
-            }
-            if needs(b) {
-                sink.elementwise(b, gr, gc, |k| -gd[k]);
-            }
-        }
-        &Op::Mul(a, b) => {
-            let (ad, bd) = (tape::data(nodes, a), tape::data(nodes, b));
-            if needs(a) {
-                sink.elementwise(a, gr, gc, |k| gd[k] * bd[k]);
-            }
-            if needs(b) {
-                sink.elementwise(b, gr, gc, |k| gd[k] * ad[k]);
-            }
-        }
-        &Op::Div(a, b) => {
-            // c = a / b: dc/da = 1/b, dc/db = -c/b.
-            let (bd, cd) = (tape::data(nodes, b), tape::data(nodes, i));
-            if needs(a) {
-                sink.elementwise(a, gr, gc, |k| gd[k] / bd[k]);
-            }
-            if needs(b) {
-                sink.elementwise(b, gr, gc, |k| -gd[k] * cd[k] / bd[k]);
-            }
-        }
-        &Op::Affine { a, w, b } => {
-            // S = A Wᵀ + 1 bᵀ: dA = G W, dW = Gᵀ A, db = column sums of G.
-            if needs(a) {
-                sink.product(a, g.as_ref(), mat(w, false));
-            }
-            if needs(w) {
-                sink.product(w, g.as_ref().t(), mat(a, false));
-            }
-            if needs(b) {
-                let col_sums = column_sums(gd, gc);
-                sink.elementwise(b, 1, gc, |k| col_sums[k]);
-            }
-        }
-        &Op::AddRow(a, r) => {
-            if needs(a) {
-                sink.elementwise(a, gr, gc, |k| gd[k]);
-            }
-            if needs(r) {
-                let col_sums = column_sums(gd, gc);
-                sink.elementwise(r, 1, gc, |k| col_sums[k]);
-            }
-        }
-        &Op::Scale(a, c) => {
-            if needs(a) {
-                sink.elementwise(a, gr, gc, |k| gd[k] * c);
-            }
-        }
-        &Op::AddScalar(a, _) => {
-            if needs(a) {
-                sink.elementwise(a, gr, gc, |k| gd[k]);
-            }
-        }
-        &Op::Transpose(a) => {
-            if needs(a) {
-                // A is gc×gr; element (p, q) of A gets G(q, p).
-                sink.elementwise(a, gc, gr, |k| gd[(k % gr) * gc + k / gr]);
-            }
-        }
-        &Op::Sum(a) => {
-            if needs(a) {
-                let s = nodes[a].shape;
-                sink.elementwise(a, s.rows, s.cols, |_| gd[0]);
-            }
-        }
-        &Op::SumRows(a) => {
-            if needs(a) {
-                let s = nodes[a].shape;
-                sink.elementwise(a, s.rows, s.cols, |k| gd[k / s.cols]);
-            }
-        }
-        &Op::SumCols(a) => {
-            if needs(a) {
-                let s = nodes[a].shape;
-                sink.elementwise(a, s.rows, s.cols, |k| gd[k % s.cols]);
-            }
-        }
-        &Op::Unary(a, f) => {
-            if needs(a) {
-                let (xd, yd) = (tape::data(nodes, a), tape::data(nodes, i));
-                // Match once, outside the loop, so the common activations vectorise.
-                let shape = (gr, gc);
-                match f {
-                    UnaryFn::Tanh => {
-                        sink.elementwise_zip(a, shape, gd, yd, |g, y| g * (T::one() - y * y))
-                    }
-                    UnaryFn::Sigmoid => {
-                        sink.elementwise_zip(a, shape, gd, yd, |g, y| g * y * (T::one() - y))
-                    }
-                    UnaryFn::Identity => sink.elementwise_zip(a, shape, gd, yd, |g, _| g),
-                    _ => sink
-                        .elementwise(a, gr, gc, |k| gd[k] * f.derivative_with_output(xd[k], yd[k])),
-                }
-            }
-        }
-        &Op::Powi(a, n) => {
-            if needs(a) {
-                let xd = tape::data(nodes, a);
-                let nn = T::from_f64(n as f64);
-                sink.elementwise(a, gr, gc, |k| gd[k] * nn * xd[k].powi(n - 1));
-            }
-        }
-        &Op::LogSumExp(a) => {
-            if needs(a) {
-                // ∂ lse_i / ∂ x_ij = exp(x_ij - lse_i) = softmax_ij.
-                let (x, y) = (val(a), tape::data(nodes, i));
-                let c = x.cols();
-                let xd = x.data();
-                sink.elementwise(a, x.rows(), c, |k| gd[k / c] * (xd[k] - y[k / c]).exp());
-            }
-        }
-        &Op::Softmax(a) => {
-            if needs(a) {
-                // dx = y ⊙ (g - Σ_j g_j y_j) per row.
-                let y = tape::data(nodes, i);
-                let dots = row_dots(gd, y, gr, gc);
-                sink.elementwise(a, gr, gc, |k| y[k] * (gd[k] - dots[k / gc]));
-            }
-        }
-        &Op::LogSoftmax(a) => {
-            if needs(a) {
-                // dx = g - softmax ⊙ Σ_j g_j per row, softmax = exp(y).
-                let y = tape::data(nodes, i);
-                let sums: Vec<T> = (0..gr)
-                    .map(|r| gd[r * gc..(r + 1) * gc].iter().fold(T::zero(), |s, &x| s + x))
-                    .collect();
-                sink.elementwise(a, gr, gc, |k| gd[k] - y[k].exp() * sums[k / gc]);
-            }
-        }
-        &Op::Slice { a, start } => {
-            if needs(a) {
-                // Touch only the sliced range: θ is sliced once per weight and bias, so a sweep over
-                // all of θ per slice would cost O(layers · n).
-                let (root, offset) = sink.target(a).unwrap_or((a, 0));
-                for (x, &g) in sink.region(root, offset + start, gd.len()).iter_mut().zip(gd) {
-                    *x = *x + g;
-                }
-            }
-        }
-        &Op::Reshape(a) => {
-            if needs(a) {
-                let s = nodes[a].shape;
-                sink.elementwise(a, s.rows, s.cols, |k| gd[k]);
-            }
-        }
-        Op::Gather { a, index, .. } => {
-            if needs(*a) {
-                // col2im: each output adjoint goes back to the element it was read from.
-                let s = nodes[*a].shape;
-                let back = super::gather::scatter_add(gd, index, s.len());
-                sink.elementwise(*a, s.rows, s.cols, |k| back[k]);
-            }
-        }
-        Op::Custom { op, inputs } => {
-            let owned: Vec<_> = inputs.iter().map(|&j| val(j)).collect();
-            let values: Vec<&Matrix<T>> = owned.iter().map(|c| c.as_ref()).collect();
-            let cotangents = op.vjp(&values, &val(i), g)?;
-            if cotangents.len() != inputs.len() {
-                return Err(crate::AutodiffError::invalid(
-                    op.name(),
-                    format!(
-                        "vjp returned {} cotangents for {} inputs",
-                        cotangents.len(),
-                        inputs.len()
-                    ),
-                ));
-            }
-            for (&j, ct) in inputs.iter().zip(&cotangents) {
-                if ct.shape() != nodes[j].shape {
-                    return Err(crate::AutodiffError::shape(
-                        format!("{} (vjp cotangent vs input)", op.name()),
-                        ct.shape(),
-                        nodes[j].shape,
-                    ));
-                }
-                if needs(j) {
-                    let cd = ct.data();
-                    sink.elementwise(j, ct.rows(), ct.cols(), |k| cd[k]);
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Column sums of a row-major matrix with `cols` columns, each accumulated row by row in
 /// order; on the stack up to 32 columns (a small layer's bias costs no allocation). Columns
 /// are summed in blocks of 8, 4, 2 and 1 whose partial sums stay in registers (summing
 /// straight into the result kept every partial sum in memory, a load and a store per element:
 /// 4% of a W3 `H v`, whose dual sums are 16 bytes each).
-fn column_sums<T: Scalar>(data: &[T], cols: usize) -> SmallVec<[T; 32]> {
+pub(super) fn column_sums<T: Scalar>(data: &[T], cols: usize) -> SmallVec<[T; 32]> {
     /// Appends the sums of columns `j..j + W` (a width known at compile time, so that the
     /// accumulators are registers).
     #[inline(always)]
@@ -513,16 +285,6 @@ fn column_sums<T: Scalar>(data: &[T], cols: usize) -> SmallVec<[T; 32]> {
         }
     }
     sums
-}
-
-fn row_dots<T: Scalar>(a: &[T], b: &[T], rows: usize, cols: usize) -> Vec<T> {
-    (0..rows).map(|r| (r * cols..(r + 1) * cols).fold(T::zero(), |s, k| s + a[k] * b[k])).collect()
-}
-
-/// Row-wise softmax, for rules and checks that need it outside the tape.
-#[allow(dead_code)]
-pub(crate) fn softmax<T: Scalar>(a: &Matrix<T>) -> Matrix<T> {
-    log_softmax(a).map(|x| x.exp())
 }
 
 #[cfg(test)]

@@ -1,4 +1,10 @@
-//! The element type of every tape: [`Scalar`].
+//! The element type of every tape: [`Scalar`], and the scalar functions its defaults use
+//! ([`sigmoid`], the product of dual matrices from their parts in `dual_parts`).
+//!
+//! Below [`dual`](crate::dual) and [`op`](crate::op): this module imports only the matrix views
+//! and the kernels.
+
+pub(crate) mod dual_parts;
 
 use crate::matrix::{MatMut, MatRef};
 use num_traits::Float;
@@ -8,7 +14,7 @@ use std::fmt::{Debug, Display};
 /// [`Dual<T>`](crate::Dual) over one of them (and so, recursively, `Dual<Dual<f64>>`).
 ///
 /// Besides [`Float`], a scalar chooses its own matrix-product kernel: `f64` and `f32` call
-/// `matrixmultiply` (or, for small products, the direct kernel of [`crate::small_gemm`]), while a dual matrix is multiplied by three products of its real and
+/// `matrixmultiply` (or, for small products, the direct kernel of [`crate::kernels::small_gemm`]), while a dual matrix is multiplied by three products of its real and
 /// tangent parts, read in place as strided views of the same buffer.
 pub trait Scalar: Float + Debug + Display + Default + Send + Sync + 'static {
     /// `C ← A B` (when `accumulate` is false) or `C ← C + A B` (when true), on strided views.
@@ -50,20 +56,20 @@ pub trait Scalar: Float + Debug + Display + Default + Send + Sync + 'static {
     /// real and tangent parts.
     ///
     /// The default is two or three [`gemm`](Scalar::gemm)s; `f64` and `f32` compute small
-    /// products in one fused pass ([`crate::small_gemm::gemm_dual`]).
+    /// products in one fused pass ([`crate::kernels::small_gemm::gemm_dual`]).
     fn gemm_dual_parts(
         a: (MatRef<'_, Self>, Option<MatRef<'_, Self>>),
         b: (MatRef<'_, Self>, Option<MatRef<'_, Self>>),
         c: (MatMut<'_, Self>, MatMut<'_, Self>),
         accumulate: bool,
     ) {
-        crate::dual::gemm::gemm_dual_by_products(a, b, c, accumulate);
+        dual_parts::gemm_dual_by_products(a, b, c, accumulate);
     }
 
     /// `out[i] = tanh(x[i])` over a slice; panics if the lengths differ.
     ///
     /// The default is the per-element `tanh` (what dual numbers need: their derivative parts).
-    /// `f64` and `f32` override it with the vectorized [`crate::fast_math`] version, within
+    /// `f64` and `f32` override it with the vectorized [`crate::kernels::fast_math`] version, within
     /// 2 ulp of libm.
     fn tanh_slice(x: &[Self], out: &mut [Self]) {
         assert_eq!(x.len(), out.len(), "tanh_slice: lengths differ");
@@ -72,15 +78,38 @@ pub trait Scalar: Float + Debug + Display + Default + Send + Sync + 'static {
         }
     }
 
+    /// `out[i] = exp(x[i])` over a slice; panics if the lengths differ.
+    ///
+    /// The default is the per-element `exp`; `f64` and `f32` override it with the vectorized
+    /// [`crate::kernels::fast_math`] version, within 1 ulp of libm (the softmax of
+    /// [`crate::op::softmax`] takes its exponentials here).
+    fn exp_slice(x: &[Self], out: &mut [Self]) {
+        assert_eq!(x.len(), out.len(), "exp_slice: lengths differ");
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = v.exp();
+        }
+    }
+
     /// `out[i] = 1 / (1 + e^{-x[i]})` over a slice; panics if the lengths differ.
     ///
-    /// The default is the per-element [`sigmoid`](crate::op::unary::sigmoid); `f64` and `f32`
+    /// The default is the per-element [`sigmoid`]; `f64` and `f32`
     /// override it as for [`tanh_slice`](Scalar::tanh_slice).
     fn sigmoid_slice(x: &[Self], out: &mut [Self]) {
         assert_eq!(x.len(), out.len(), "sigmoid_slice: lengths differ");
         for (o, &v) in out.iter_mut().zip(x) {
-            *o = crate::op::unary::sigmoid(v);
+            *o = sigmoid(v);
         }
+    }
+}
+
+/// The logistic sigmoid, evaluated without overflow on either side.
+pub fn sigmoid<T: Scalar>(x: T) -> T {
+    let one = T::one();
+    if x >= T::zero() {
+        one / (one + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (one + e)
     }
 }
 
@@ -98,7 +127,7 @@ fn check_gemm_shapes<T>(a: &MatRef<'_, T>, b: &MatRef<'_, T>, c: &MatMut<'_, T>)
 }
 
 macro_rules! impl_real_scalar {
-    ($t:ty, $kernel:path, $tanh:path, $sigmoid:path) => {
+    ($t:ty, $kernel:path, $exp:path, $tanh:path, $sigmoid:path) => {
         impl Scalar for $t {
             fn gemm(
                 a: MatRef<'_, Self>,
@@ -111,9 +140,9 @@ macro_rules! impl_real_scalar {
                 if m == 0 || n == 0 {
                     return;
                 }
-                if m * k * n <= crate::small_gemm::SMALL_GEMM_MAX_WORK {
+                if m * k * n <= crate::kernels::small_gemm::SMALL_GEMM_MAX_WORK {
                     // Small products: packing would cost more than the arithmetic.
-                    crate::small_gemm::gemm(a, b, c, accumulate);
+                    crate::kernels::small_gemm::gemm(a, b, c, accumulate);
                     return;
                 }
                 let beta = if accumulate { 1.0 } else { 0.0 };
@@ -147,10 +176,10 @@ macro_rules! impl_real_scalar {
                 accumulate: bool,
             ) {
                 let (m, k, n) = (a.0.rows(), a.0.cols(), b.0.cols());
-                if m * k * n <= crate::small_gemm::SMALL_GEMM_MAX_WORK {
-                    crate::small_gemm::gemm_dual(a, b, c, accumulate);
+                if m * k * n <= crate::kernels::small_gemm::SMALL_GEMM_MAX_WORK {
+                    crate::kernels::small_gemm::gemm_dual(a, b, c, accumulate);
                 } else {
-                    crate::dual::gemm::gemm_dual_by_products(a, b, c, accumulate);
+                    dual_parts::gemm_dual_by_products(a, b, c, accumulate);
                 }
             }
 
@@ -164,6 +193,10 @@ macro_rules! impl_real_scalar {
 
             fn from_f64(x: f64) -> Self {
                 x as $t
+            }
+
+            fn exp_slice(x: &[Self], out: &mut [Self]) {
+                $exp(x, out);
             }
 
             fn tanh_slice(x: &[Self], out: &mut [Self]) {
@@ -180,14 +213,16 @@ macro_rules! impl_real_scalar {
 impl_real_scalar!(
     f64,
     matrixmultiply::dgemm,
-    crate::fast_math::tanh_f64,
-    crate::fast_math::sigmoid_f64
+    crate::kernels::fast_math::exp_f64,
+    crate::kernels::fast_math::tanh_f64,
+    crate::kernels::fast_math::sigmoid_f64
 );
 impl_real_scalar!(
     f32,
     matrixmultiply::sgemm,
-    crate::fast_math::tanh_f32,
-    crate::fast_math::sigmoid_f32
+    crate::kernels::fast_math::exp_f32,
+    crate::kernels::fast_math::tanh_f32,
+    crate::kernels::fast_math::sigmoid_f32
 );
 
 #[cfg(test)]

@@ -359,6 +359,11 @@ fn via_f64(x: &[f32], out: &mut [f32], f: fn(&[f64], &mut [f64])) {
     }
 }
 
+/// `out[i] = exp(x[i])` for `f32`, computed in `f64` and rounded once.
+pub fn exp_f32(x: &[f32], out: &mut [f32]) {
+    via_f64(x, out, exp_f64);
+}
+
 /// `out[i] = tanh(x[i])` for `f32`, computed in `f64` and rounded once.
 pub fn tanh_f32(x: &[f32], out: &mut [f32]) {
     via_f64(x, out, tanh_f64);

@@ -1,15 +1,15 @@
 //! The tangent rule of every built-in op: given the tangents of a node's operands (and the
-//! stored primal values), the tangent of the node. One `match`, mirroring [`vjp`](super::vjp).
+//! stored primal values), the tangent of the node. One `match`, mirroring [`vjp`](crate::backward::vjp).
 //!
 //! [`Tape::tangents`](crate::Tape::tangents) runs these rules over an already-recorded tape: the
 //! Jacobian-vector product without recomputing the forward values, which is what a curvature
 //! product repeated at a fixed θ and batch (conjugate gradient) wants. On a fresh point the
 //! dual-number forward pass gives the same `J v` in one go.
 
-use super::{zip_map, Op, UnaryFn};
-use crate::buffers;
 use crate::error::{AutodiffError, Result};
+use crate::kernels::buffers;
 use crate::matrix::{MatRef, Matrix};
+use crate::op::{softmax, zip_map, Op, UnaryFn};
 use crate::scalar::Scalar;
 use crate::tape::{self, Node};
 
@@ -203,9 +203,11 @@ pub(crate) fn tangent<T: Scalar>(
             Matrix::column(row_dots(&p, x.data(), cols))
         }),
         &Op::Softmax(a) => t(a).map(|x| {
-            let (y, cols) = (out.data(), x.cols());
-            let dots = row_dots(y, x.data(), cols);
-            map(x, |k, v| y[k] * (v - dots[k / cols]))
+            // ẏ = y ⊙ (ẋ − yᵀẋ) per row.
+            let data = buffers::collect(out.len(), out.data().iter().copied());
+            let mut dy = Matrix::from_vec(x.rows(), x.cols(), data).expect("softmax tangent");
+            softmax::softmax_jacobian_rows(dy.data_mut(), x.data(), x.cols());
+            dy
         }),
         &Op::LogSoftmax(a) => t(a).map(|x| {
             let cols = x.cols();
@@ -223,7 +225,7 @@ pub(crate) fn tangent<T: Scalar>(
             .expect("internal error: slice tangent")
         }),
         Op::Gather { a, index, .. } => {
-            t(*a).map(|x| super::gather::gather(x.data(), index, out.shape()))
+            t(*a).map(|x| crate::var::gather::gather(x.data(), index, out.shape()))
         }
         Op::Custom { op, inputs } => {
             if inputs.iter().all(|&j| t(j).is_none()) {

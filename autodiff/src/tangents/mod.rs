@@ -1,10 +1,14 @@
 //! The tangent sweep: `J v` over an already-recorded tape, reusing its forward values.
+//!
+//! The forward rule of every op on tangents is `jvp`.
+
+pub(crate) mod jvp;
 
 use crate::error::{AutodiffError, Result};
 use crate::matrix::Matrix;
-use crate::op::jvp::{tangent, TangentStore};
 use crate::scalar::Scalar;
 use crate::tape::{Tape, Var};
+use jvp::{tangent, TangentStore};
 use std::borrow::Cow;
 
 /// The tangents of every node computed by [`Tape::tangents`].

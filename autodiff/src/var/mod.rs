@@ -1,9 +1,16 @@
 //! The ops a model is written with, as methods on [`Var`]: each checks its operands, computes
 //! the forward value, and records one node.
+//!
+//! The layers of convolutional networks are here too: [`conv`] (im2col and the convolution),
+//! [`layer_norm`], and the index op they are built from (`gather`).
+
+pub mod conv;
+pub(crate) mod gather;
+pub mod layer_norm;
 
 use crate::error::{AutodiffError, Result};
 use crate::matrix::{MatRef, Matrix, Shape};
-use crate::op::{log_softmax, row_log_sum_exp, zip_map, CustomOp, Op, UnaryFn};
+use crate::op::{log_softmax, row_log_sum_exp, softmax, zip_map, CustomOp, Op, UnaryFn};
 use crate::scalar::Scalar;
 use crate::tape::{self, Var};
 use smallvec::SmallVec;
@@ -156,7 +163,7 @@ impl<'t, T: Scalar> Var<'t, T> {
             // Start from the bias rows and accumulate the product onto them: one pass. The
             // rows are filled by doubling copies (log₂ N of them, not one per row).
             let total = sa.rows * sw.rows;
-            let mut data = crate::buffers::with_capacity(total);
+            let mut data = crate::kernels::buffers::with_capacity(total);
             if total > 0 {
                 data.extend((0..sw.rows).map(|j| v[2].get(0, j)));
                 while data.len() < total {
@@ -293,9 +300,13 @@ impl<'t, T: Scalar> Var<'t, T> {
         })
     }
 
-    /// Row-wise softmax.
+    /// Row-wise softmax ([`softmax_rows`](crate::op::softmax::softmax_rows)).
     pub fn softmax(self) -> Result<Var<'t, T>> {
-        self.record(Op::Softmax(self.index), |v| log_softmax(v[0]).map(|x| x.exp()))
+        self.record(Op::Softmax(self.index), |v| {
+            let mut p = Matrix::zeros(v[0].rows(), v[0].cols());
+            softmax::softmax_rows(v[0].data(), v[0].cols(), p.data_mut());
+            p
+        })
     }
 
     /// Row-wise log-softmax, computed stably.

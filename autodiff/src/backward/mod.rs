@@ -1,13 +1,20 @@
 //! The reverse sweep: seeds (cotangents) on any nodes in, adjoints out ([`Gradients`]).
+//!
+//! The sweep is here; the adjoint store it fills is `adjoints`, the reverse rule of every op
+//! is `vjp`.
+
+pub(crate) mod adjoints;
+pub(crate) mod vjp;
 
 use crate::dual::Dual;
 use crate::error::{AutodiffError, Result};
 use crate::matrix::Matrix;
-use crate::op::vjp::{propagate, Adjoints, Sink, Spare, MAX_SPARE, MAX_SPARE_BYTES};
 use crate::op::Op;
 use crate::scalar::Scalar;
 use crate::tape::{Tape, Var};
+use adjoints::{Adjoints, Sink, Spare, MAX_SPARE, MAX_SPARE_BYTES};
 use std::borrow::{Borrow, Cow};
+use vjp::propagate;
 
 /// Which adjoints a sweep keeps in its [`Gradients`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -151,7 +158,7 @@ impl<T: Scalar> Tape<T> {
             }
         }
         // The spares are plain vectors: give them to the current pool (if any) like matrices.
-        spare.into_iter().for_each(crate::buffers::give);
+        spare.into_iter().for_each(crate::kernels::buffers::give);
         Ok(Gradients { tape_id: self.id, adjoints })
     }
 }
@@ -249,7 +256,8 @@ mod tests {
     #[test]
     fn tangent_sweep_gives_the_full_sweeps_tangents_without_the_gradient() {
         for shape in [(5, 4, 3), (70, 66, 64), (520, 30, 20)] {
-            let large = shape.0 * shape.1 * shape.2 > crate::small_gemm::SMALL_GEMM_MAX_WORK;
+            let large =
+                shape.0 * shape.1 * shape.2 > crate::kernels::small_gemm::SMALL_GEMM_MAX_WORK;
             assert_eq!(large, shape.0 > 5, "shape {shape:?} is on the wrong side of the cutoff");
             let (full, tangents) = both_sweeps(shape);
             assert!(full.data().iter().any(|d| d.re != 0.0 && d.eps != 0.0));
