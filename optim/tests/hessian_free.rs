@@ -37,7 +37,8 @@ fn first_cg_iterate(k: &Matrix<f64>, rhs: &[f64], x0: &[f64], m: Option<&[f64]>)
     let r: Vec<f64> = (0..n).map(|i| rhs[i] - kx0[i]).collect();
     let y: Vec<f64> = (0..n).map(|i| r[i] / m.map_or(1.0, |m| m[i])).collect();
     let ky = times(&y);
-    let alpha = (0..n).map(|i| r[i] * y[i]).sum::<f64>() / (0..n).map(|i| y[i] * ky[i]).sum::<f64>();
+    let alpha =
+        (0..n).map(|i| r[i] * y[i]).sum::<f64>() / (0..n).map(|i| y[i] * ky[i]).sum::<f64>();
     (0..n).map(|i| x0[i] + alpha * y[i]).collect()
 }
 
@@ -105,7 +106,8 @@ fn the_second_step_warm_starts_cg_from_the_previous_solution_times_the_decay() {
     // x₁ = x₀ + α r₀ with x₀ = decay · (the previous step's CG solution).
     let a = Matrix::from_fn(2, 2, |i, j| [[3.0, 1.0], [1.0, 2.0]][i][j]);
     let b = vec![1.0, -1.0];
-    let damped = |lambda: f64| Matrix::from_fn(2, 2, |i, j| a[(i, j)] + if i == j { lambda } else { 0.0 });
+    let damped =
+        |lambda: f64| Matrix::from_fn(2, 2, |i, j| a[(i, j)] + if i == j { lambda } else { 0.0 });
     let mut thetas = Vec::new();
     for decay in [0.95, 0.0] {
         let params = HessianFreeParams {

@@ -1,5 +1,8 @@
 //! Objectives with closed forms shared by the first-step tests of the solvers.
 
+// Each test file uses a part of these helpers.
+#![allow(dead_code)]
+
 use autodiff::Matrix;
 use curvature::{CurvatureKind, LinearOperator};
 use optim::Objective;
@@ -28,7 +31,9 @@ impl ModelMismatch {
 
     /// `A θ` written out (independent of the library's `matvec`).
     fn a_times(&self, theta: &[f64]) -> Vec<f64> {
-        (0..self.b.len()).map(|i| (0..self.b.len()).map(|j| self.a[(i, j)] * theta[j]).sum()).collect()
+        (0..self.b.len())
+            .map(|i| (0..self.b.len()).map(|j| self.a[(i, j)] * theta[j]).sum())
+            .collect()
     }
 }
 
