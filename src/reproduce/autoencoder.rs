@@ -89,9 +89,11 @@ impl Run {
     }
 }
 
-/// The solvers, freshly built (no state carried from one seed to the next), with whether each
-/// takes minibatch gradient steps.
-fn methods(quick: bool) -> Result<Vec<(&'static str, Box<dyn Solver>, bool)>, Error> {
+/// A method: its name, its solver, and whether it takes minibatch gradient steps.
+type Method = (&'static str, Box<dyn Solver>, bool);
+
+/// The solvers, freshly built (no state carried from one seed to the next).
+fn methods(quick: bool) -> Result<Vec<Method>, Error> {
     Ok(vec![
         (SGD, Box::new(GradientDescent::new(Schedule::constant(0.05)?, 0.9)?), true),
         (
