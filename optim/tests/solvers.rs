@@ -221,7 +221,10 @@ fn train(solver: &mut dyn Solver, budget: f64, seed: u64) -> (f64, f64) {
 }
 
 #[test]
-fn hessian_free_beats_gradient_descent_at_equal_work() {
+fn hessian_free_beats_adam_which_beats_gradient_descent_at_equal_work() {
+    // Measured (seeds 0, 1): HF 9.7e-6, 1.8e-5; Adam 6.4e-4, 7.4e-5; best GD 5.8e-3, 5.7e-3. The
+    // asserted factors (10, 2, 4) sit well inside the measured ones (600, 4.1, 9).
+
     let budget = 1500.0;
     for seed in 0..2 {
         let (hf_loss, hf_work) =
@@ -241,5 +244,7 @@ fn hessian_free_beats_gradient_descent_at_equal_work() {
         let (adam_loss, _) = train(&mut adam, budget, seed);
         println!("seed {seed}: HF {hf_loss:.3e} ({hf_work:.0} passes), best GD {gd_best:.3e}, Adam {adam_loss:.3e}");
         assert!(hf_loss < gd_best / 10.0, "seed {seed}: HF {hf_loss:e} vs GD {gd_best:e}");
+        assert!(hf_loss < adam_loss / 2.0, "seed {seed}: HF {hf_loss:e} vs Adam {adam_loss:e}");
+        assert!(adam_loss < gd_best / 4.0, "seed {seed}: Adam {adam_loss:e} vs GD {gd_best:e}");
     }
 }

@@ -1,7 +1,6 @@
 //! Section 14: Theorem 3's closed forms against the exact recursion, the Monte-Carlo simulator
 //! against both, Theorems 5 and 6 against the exact expectations, hypotheses, Section 14.2.1.
 
-use autodiff::linalg::matvec;
 use autodiff::random::random_vector;
 use autodiff::Matrix;
 use optim::theory::bounds::{noise_constants, theorem5, theorem6};
@@ -238,5 +237,4 @@ fn noiseless_newton_step_reaches_the_minimizer_exactly() {
     let (moments, traj) = exact(&p, StepSizes::Constant(1.0), 2).unwrap();
     assert!(rel(&moments[1].mean, &[1.0, -2.0, 0.5]) < 1e-12);
     assert!(traj.excess[1] < 1e-24 && traj.excess[0] > 0.1);
-    let _ = matvec(&h, &[1.0, 0.0, 0.0]).unwrap();
 }
