@@ -60,12 +60,12 @@
 //! let v = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0];
 //!
 //! let (loss, gradient) = modes::gradient(&net, &theta)?;
-//! let (_, _, hv) = modes::hvp(&net, &theta, &v)?;
+//! let (_, _, hv) = modes::hessian_vector_product(&net, &theta, &v)?;
 //! assert!(loss > 0.0 && gradient.len() == 6 && hv.len() == 6);
 //!
 //! // Each product against central differences (tier 1e-8).
 //! check::check_gradient(&net, &theta, 1e-8)?.assert_passed();
-//! check::check_hvp(&net, &theta, &v, 1e-8)?.assert_passed();
+//! check::check_hessian_vector_product(&net, &theta, &v, 1e-8)?.assert_passed();
 //! # Ok::<(), autodiff::AutodiffError>(())
 //! ```
 

@@ -526,14 +526,19 @@ fn unpooled_op_closure<'a>(
             drop(black_box(tape_ops::Forward::<f32>::new(w, theta, x).gradient(w, y)))
         }),
         ("f32", "jvp") => Box::new(move || {
-            drop(black_box(tape_ops::Forward::<f32>::new(w, theta, x).jvp(&inp.v32)))
+            drop(black_box(
+                tape_ops::Forward::<f32>::new(w, theta, x).jacobian_vector_product(&inp.v32),
+            ))
         }),
         ("f32", "vjp") => Box::new(move || {
-            drop(black_box(tape_ops::Forward::<f32>::new(w, theta, x).vjp(&inp.u32)))
+            drop(black_box(
+                tape_ops::Forward::<f32>::new(w, theta, x)
+                    .transpose_jacobian_vector_product(&inp.u32),
+            ))
         }),
-        ("f32", "hvp") => {
-            Box::new(move || drop(black_box(tape_ops::hvp::<f32>(w, theta, v, x, y))))
-        }
+        ("f32", "hvp") => Box::new(move || {
+            drop(black_box(tape_ops::hessian_vector_product::<f32>(w, theta, v, x, y)))
+        }),
         ("f32", "ggn") => Box::new(move || {
             drop(black_box(tape_ops::Forward::<f32>::new(w, theta, x).ggn(w, &inp.v32)))
         }),
