@@ -3,7 +3,8 @@
 //! ops. Every quantity of [`tape_ops`] is a sum over examples scaled by the whole batch's
 //! `1/N`, so the blocks' vectors add up (in block order) and their `J v` rows stack.
 
-use super::{tape_ops, Workload};
+use super::ops::Workload;
+use super::tape_ops;
 use autodiff::{BufferPool, Matrix};
 use curvature::{Mlp, Problem};
 use std::hint::black_box;

@@ -11,7 +11,7 @@
 //! losses (natural parameters, Section 9.2), so it has no `f32` row. [`check`] compares every
 //! op with the `f64` one before anything is timed.
 
-use super::Workload;
+use super::ops::Workload;
 use autodiff::{Dual, Matrix, Retain, Scalar, Tape, Var};
 use curvature::{Model, Problem};
 use std::hint::black_box;
@@ -210,7 +210,7 @@ pub fn check(
             &pass.transpose_jacobian_vector_product(u).expect("bench"),
         ),
         relative_error(
-            &hvp::<f32>(w, theta, v, x, y),
+            &hessian_vector_product::<f32>(w, theta, v, x, y),
             &pass.hessian_vector_product(v).expect("bench"),
         ),
         relative_error(&forward.ggn(w, &v32), &pass.ggn_vector_product(v).expect("bench")),
