@@ -37,6 +37,13 @@
 //! The [`check`] module holds the finite-difference and adjoint checks this crate's own tests
 //! use, for users' functions and [`CustomOp`]s.
 //!
+//! # Naming
+//! Products and their checks are spelled out in code:
+//! [`modes::jacobian_vector_product`], [`modes::transpose_jacobian_vector_product`],
+//! [`modes::hessian_vector_product`], [`check::check_hessian_vector_product`], and the rules of a
+//! [`CustomOp`] are `jacobian_vector_product` and `transpose_jacobian_vector_product`; the
+//! short forms are for the math in docs: `J v`, `Jᵀ u`, `H v` (no `jvp`, `vjp`, `hvp` in names).
+//!
 //! # Example: `J v`, `Jᵀ u`, `H v` of a small network
 //! ```
 //! use autodiff::{check, modes, Function, Matrix, Result, Scalar, Tape, Var};
