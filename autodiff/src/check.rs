@@ -179,15 +179,15 @@ fn shifted(theta: &[f64], v: &[f64], t: f64) -> Vec<f64> {
     theta.iter().zip(v).map(|(a, b)| a + t * b).collect()
 }
 
-/// `J v` from [`modes::jvp`] against central differences of `F` along `v`, the error measured
+/// `J v` from [`modes::jacobian_vector_product`] against central differences of `F` along `v`, the error measured
 /// against the largest entry or, if larger, `‖F‖∞ ‖v‖∞ / max(1, ‖θ‖∞)`.
-pub fn check_jvp<F: Function>(
+pub fn check_jacobian_vector_product<F: Function>(
     f: &F,
     theta: &[f64],
     v: &[f64],
     tolerance: f64,
 ) -> Result<CheckReport> {
-    let (value, jv) = modes::jvp(f, theta, v)?;
+    let (value, jv) = modes::jacobian_vector_product(f, theta, v)?;
     let reference = central_difference(step_along(theta, v), |t| {
         Ok(modes::value(f, &shifted(theta, v, t))?.into_vec())
     })?;
@@ -195,14 +195,14 @@ pub fn check_jvp<F: Function>(
     compare_above("J v vs central differences", jv.data(), &reference, tolerance, floor)
 }
 
-/// `Jᵀ u` from [`modes::vjp`] against central differences of `⟨u, F(θ)⟩` along each `eⱼ`.
-pub fn check_vjp<F: Function>(
+/// `Jᵀ u` from [`modes::transpose_jacobian_vector_product`] against central differences of `⟨u, F(θ)⟩` along each `eⱼ`.
+pub fn check_transpose_jacobian_vector_product<F: Function>(
     f: &F,
     theta: &[f64],
     u: &Matrix<f64>,
     tolerance: f64,
 ) -> Result<CheckReport> {
-    let (_, jtu) = modes::vjp(f, theta, u)?;
+    let (_, jtu) = modes::transpose_jacobian_vector_product(f, theta, u)?;
     let reference = coordinate_differences(theta, |th| {
         let out = modes::value(f, th)?;
         Ok(out.data().iter().zip(u.data()).map(|(a, b)| a * b).sum())
@@ -217,16 +217,16 @@ pub fn check_gradient<F: Function>(f: &F, theta: &[f64], tolerance: f64) -> Resu
     compare("gradient vs central differences", &grad, &reference, tolerance)
 }
 
-/// `H v` from [`modes::hvp`] against central differences of the gradient along `v`, the error
+/// `H v` from [`modes::hessian_vector_product`] against central differences of the gradient along `v`, the error
 /// measured against the largest entry or, if larger, `‖∇F‖∞ ‖v‖∞ / max(1, ‖θ‖∞)` (below which
 /// the differences are rounding noise; see `natural_scale`).
-pub fn check_hvp<F: Function>(
+pub fn check_hessian_vector_product<F: Function>(
     f: &F,
     theta: &[f64],
     v: &[f64],
     tolerance: f64,
 ) -> Result<CheckReport> {
-    let (_, grad, hv) = modes::hvp(f, theta, v)?;
+    let (_, grad, hv) = modes::hessian_vector_product(f, theta, v)?;
     let reference = central_difference(step_along(theta, v), |t| {
         Ok(modes::gradient(f, &shifted(theta, v, t))?.1)
     })?;
@@ -242,8 +242,8 @@ pub fn check_adjoint<F: Function>(
     v: &[f64],
     tolerance: f64,
 ) -> Result<CheckReport> {
-    let (_, jv) = modes::jvp(f, theta, v)?;
-    let (_, jtu) = modes::vjp(f, theta, u)?;
+    let (_, jv) = modes::jacobian_vector_product(f, theta, v)?;
+    let (_, jtu) = modes::transpose_jacobian_vector_product(f, theta, u)?;
     Ok(adjoint_report("⟨u, J v⟩ vs ⟨Jᵀ u, v⟩", u.data(), jv.data(), &jtu, v, tolerance))
 }
 
@@ -309,7 +309,7 @@ where
     let refs: Vec<&Matrix<f64>> = inputs.iter().collect();
     let trefs: Vec<&Matrix<f64>> = tangents.iter().collect();
     let output = CustomOp::<f64>::forward(op, &refs)?;
-    let jv = CustomOp::<f64>::jvp(op, &refs, &trefs)?;
+    let jv = CustomOp::<f64>::jacobian_vector_product(op, &refs, &trefs)?;
     if jv.shape() != output.shape() {
         return Err(AutodiffError::shape(
             format!("{} (jvp vs forward)", CustomOp::<f64>::name(op)),
@@ -342,7 +342,7 @@ where
         compare(&format!("{name}: jvp vs forward on duals"), jv.data(), &dual_tangent, 1e-12)?;
 
     let cotangent = random_matrix(output.rows(), output.cols(), &mut rng);
-    let vjps = CustomOp::<f64>::vjp(op, &refs, &output, &cotangent)?;
+    let vjps = CustomOp::<f64>::transpose_jacobian_vector_product(op, &refs, &output, &cotangent)?;
     if vjps.len() != inputs.len() {
         return Err(AutodiffError::invalid(
             name,

@@ -69,6 +69,13 @@
 //! - [`modes`], [`check`]: the products of a [`Function`] and their finite-difference checks;
 //!   [`linalg`], [`random`]: small dense linear algebra and random matrices.
 //!
+//! # Naming
+//! Products and their checks are spelled out in code:
+//! [`modes::jacobian_vector_product`], [`modes::transpose_jacobian_vector_product`],
+//! [`modes::hessian_vector_product`], [`check::check_hessian_vector_product`], and the rules of a
+//! [`CustomOp`] are `jacobian_vector_product` and `transpose_jacobian_vector_product`; the
+//! short forms are for the math in docs: `J v`, `Jᵀ u`, `H v` (no `jvp`, `vjp`, `hvp` in names).
+//!
 //! # Example: `J v`, `Jᵀ u`, `H v` of a small network
 //! ```
 //! use autodiff::{check, modes, Function, Matrix, Result, Scalar, Tape, Var};
@@ -92,12 +99,12 @@
 //! let v = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0];
 //!
 //! let (loss, gradient) = modes::gradient(&net, &theta)?;
-//! let (_, _, hv) = modes::hvp(&net, &theta, &v)?;
+//! let (_, _, hv) = modes::hessian_vector_product(&net, &theta, &v)?;
 //! assert!(loss > 0.0 && gradient.len() == 6 && hv.len() == 6);
 //!
 //! // Each product against central differences (tier 1e-8).
 //! check::check_gradient(&net, &theta, 1e-8)?.assert_passed();
-//! check::check_hvp(&net, &theta, &v, 1e-8)?.assert_passed();
+//! check::check_hessian_vector_product(&net, &theta, &v, 1e-8)?.assert_passed();
 //! # Ok::<(), autodiff::AutodiffError>(())
 //! ```
 

@@ -2,9 +2,9 @@
 //!
 //! | product | how | cost |
 //! |---|---|---|
-//! | value, `Jᵀ u` ([`vjp`], [`gradient`]) | `f64` tape, one reverse sweep seeded with `u` | 1 forward + 1 backward |
-//! | `J v` ([`jvp`]) | forward on [`Dual<f64>`] with `θ + v ε`; no reverse sweep | 1 dual forward |
-//! | `H v` ([`hvp`]) | reverse sweep over a `Dual<f64>` tape (forward-over-reverse) | 1 dual forward + 1 dual backward |
+//! | value, `Jᵀ u` ([`transpose_jacobian_vector_product`], [`gradient`]) | `f64` tape, one reverse sweep seeded with `u` | 1 forward + 1 backward |
+//! | `J v` ([`jacobian_vector_product`]) | forward on [`Dual<f64>`] with `θ + v ε`; no reverse sweep | 1 dual forward |
+//! | `H v` ([`hessian_vector_product`]) | reverse sweep over a `Dual<f64>` tape (forward-over-reverse) | 1 dual forward + 1 dual backward |
 //! | dense `J`, `H` | column by column from `J eⱼ`, `H eⱼ` | n products |
 //!
 //! All are exact up to round-off: no finite differences anywhere.
@@ -20,7 +20,7 @@ use crate::tape::{Tape, Var};
 ///
 /// `theta` arrives as an `n×1` input; data the function closes over enters the tape as
 /// constants (e.g. [`Tape::constant_f64`]). The output may have any shape; [`gradient`] and
-/// [`hvp`] need a `1×1` output.
+/// [`hessian_vector_product`] need a `1×1` output.
 ///
 /// ```
 /// use autodiff::{modes, Function, Matrix, Result, Scalar, Tape, Var};
@@ -33,7 +33,7 @@ use crate::tape::{Tape, Var};
 ///     }
 /// }
 /// let model = Model { x: Matrix::from_fn(3, 2, |i, j| (i + 2 * j) as f64 * 0.1) };
-/// let (value, grad, hv) = modes::hvp(&model, &[0.5, -0.3], &[1.0, 0.0])?;
+/// let (value, grad, hv) = modes::hessian_vector_product(&model, &[0.5, -0.3], &[1.0, 0.0])?;
 /// assert_eq!(grad.len(), 2);
 /// # Ok::<(), autodiff::AutodiffError>(())
 /// ```
@@ -65,8 +65,12 @@ pub fn value<F: Function>(f: &F, theta: &[f64]) -> Result<Matrix<f64>> {
 }
 
 /// `(F(θ), J v)`: one forward pass on dual numbers with tangent `v` on θ.
-pub fn jvp<F: Function>(f: &F, theta: &[f64], v: &[f64]) -> Result<(Matrix<f64>, Matrix<f64>)> {
-    check_len("jvp (v vs θ)", theta.len(), v)?;
+pub fn jacobian_vector_product<F: Function>(
+    f: &F,
+    theta: &[f64],
+    v: &[f64],
+) -> Result<(Matrix<f64>, Matrix<f64>)> {
+    check_len("jacobian_vector_product (v vs θ)", theta.len(), v)?;
     let tape = Tape::<Dual<f64>>::new();
     let dual_theta = theta.iter().zip(v).map(|(&t, &e)| Dual::new(t, e)).collect();
     let th = tape.input(Matrix::column(dual_theta));
@@ -75,12 +79,20 @@ pub fn jvp<F: Function>(f: &F, theta: &[f64], v: &[f64]) -> Result<(Matrix<f64>,
 }
 
 /// `(F(θ), Jᵀ u)`: one forward and one reverse sweep seeded with `u` (the output's shape).
-pub fn vjp<F: Function>(f: &F, theta: &[f64], u: &Matrix<f64>) -> Result<(Matrix<f64>, Vec<f64>)> {
+pub fn transpose_jacobian_vector_product<F: Function>(
+    f: &F,
+    theta: &[f64],
+    u: &Matrix<f64>,
+) -> Result<(Matrix<f64>, Vec<f64>)> {
     let tape = Tape::<f64>::new();
     let th = tape.input(Matrix::column(theta.to_vec()));
     let out = f.eval(&tape, th)?;
     if u.shape() != out.shape() {
-        return Err(AutodiffError::shape("vjp (u vs output)", u.shape(), out.shape()));
+        return Err(AutodiffError::shape(
+            "transpose_jacobian_vector_product (u vs output)",
+            u.shape(),
+            out.shape(),
+        ));
     }
     let grads = tape.backward_with_seeds(&[(out, u.clone())], Retain::Inputs)?;
     Ok((out.value(), grads.wrt_or_zeros(th).into_vec()))
@@ -98,13 +110,17 @@ pub fn gradient<F: Function>(f: &F, theta: &[f64]) -> Result<(f64, Vec<f64>)> {
 
 /// `(F(θ), ∇F(θ), ∇²F(θ) v)` for a scalar output, by forward-over-reverse: the reverse sweep
 /// runs on a tape of duals whose tangent is `v`, so the tangent of the gradient is `H v`.
-pub fn hvp<F: Function>(f: &F, theta: &[f64], v: &[f64]) -> Result<(f64, Vec<f64>, Vec<f64>)> {
-    check_len("hvp (v vs θ)", theta.len(), v)?;
+pub fn hessian_vector_product<F: Function>(
+    f: &F,
+    theta: &[f64],
+    v: &[f64],
+) -> Result<(f64, Vec<f64>, Vec<f64>)> {
+    check_len("hessian_vector_product (v vs θ)", theta.len(), v)?;
     let tape = Tape::<Dual<f64>>::new();
     let dual_theta = theta.iter().zip(v).map(|(&t, &e)| Dual::new(t, e)).collect();
     let th = tape.input(Matrix::column(dual_theta));
     let out = f.eval(&tape, th)?;
-    require_scalar("hvp (output must be 1×1)", out.shape())?;
+    require_scalar("hessian_vector_product (output must be 1×1)", out.shape())?;
     let grads = tape.backward(out, Matrix::filled(1, 1, Dual::new(1.0, 0.0)))?;
     let g = grads.wrt_or_zeros(th);
     Ok((
@@ -122,7 +138,7 @@ pub fn dense_jacobian<F: Function>(f: &F, theta: &[f64]) -> Result<Matrix<f64>> 
     let mut columns = Vec::with_capacity(n);
     for j in 0..n {
         e[j] = 1.0;
-        columns.push(jvp(f, theta, &e)?.1.into_vec());
+        columns.push(jacobian_vector_product(f, theta, &e)?.1.into_vec());
         e[j] = 0.0;
     }
     let m = columns.first().map_or(0, Vec::len);
@@ -137,7 +153,7 @@ pub fn dense_hessian<F: Function>(f: &F, theta: &[f64]) -> Result<Matrix<f64>> {
     let mut columns = Vec::with_capacity(n);
     for j in 0..n {
         e[j] = 1.0;
-        columns.push(hvp(f, theta, &e)?.2);
+        columns.push(hessian_vector_product(f, theta, &e)?.2);
         e[j] = 0.0;
     }
     Ok(Matrix::from_fn(n, n, |i, j| columns[j][i]))

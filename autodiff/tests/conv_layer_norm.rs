@@ -12,7 +12,10 @@
 
 mod common;
 
-use autodiff::check::{check_adjoint, check_hvp, check_jvp, check_vjp, compare};
+use autodiff::check::{
+    check_adjoint, check_hessian_vector_product, check_jacobian_vector_product,
+    check_transpose_jacobian_vector_product, compare,
+};
 use autodiff::modes::{self, Function};
 use autodiff::random::{random_matrix, random_vector};
 use autodiff::{Conv2d, Matrix, Result, Scalar, Tape, Var};
@@ -199,8 +202,8 @@ fn check_products<F: Function>(
     let out = modes::value(f, &theta).map_err(|e| e.to_string())?;
     let u = random_matrix(out.rows(), out.cols(), &mut rng);
     let mut reports = vec![
-        check_jvp(f, &theta, &v, FD_TOL),
-        check_vjp(f, &theta, &u, FD_TOL),
+        check_jacobian_vector_product(f, &theta, &v, FD_TOL),
+        check_transpose_jacobian_vector_product(f, &theta, &u, FD_TOL),
         check_adjoint(f, &theta, &u, &v, EXACT_TOL),
     ];
     // The tangent sweep over the recorded f64 tape against the dual forward pass.
@@ -208,7 +211,7 @@ fn check_products<F: Function>(
     let th = tape.input(Matrix::column(theta.clone()));
     let y = f.eval(&tape, th).map_err(|e| e.to_string())?;
     let sweep = tape.tangents([(th, Matrix::column(v.clone()))]).map_err(|e| e.to_string())?;
-    let (_, jv) = modes::jvp(f, &theta, &v).map_err(|e| e.to_string())?;
+    let (_, jv) = modes::jacobian_vector_product(f, &theta, &v).map_err(|e| e.to_string())?;
     reports.push(compare(
         "tangent sweep vs dual J v",
         sweep.of_or_zeros(y).data(),
@@ -216,7 +219,7 @@ fn check_products<F: Function>(
         EXACT_TOL,
     ));
     let weighted = Weighted { inner: f, weights: random_matrix(out.rows(), out.cols(), &mut rng) };
-    reports.push(check_hvp(&weighted, &theta, &v, FD_TOL));
+    reports.push(check_hessian_vector_product(&weighted, &theta, &v, FD_TOL));
     for rep in reports {
         let rep = rep.map_err(|e| format!("{ctx}: {e}"))?;
         if !rep.passed() {

@@ -47,7 +47,7 @@ impl<T: Scalar> CustomOp<T> for ProductPlusCube {
             x * b[(i, j)] + x * x * x + extra * x * x
         }))
     }
-    fn vjp(
+    fn transpose_jacobian_vector_product(
         &self,
         inputs: &[&Matrix<T>],
         _output: &Matrix<T>,
@@ -62,7 +62,7 @@ impl<T: Scalar> CustomOp<T> for ProductPlusCube {
         let db = Matrix::from_fn(a.rows(), a.cols(), |i, j| cotangent[(i, j)] * a[(i, j)] * off);
         Ok(if self.0 == Fault::VjpCount { vec![da] } else { vec![da, db] })
     }
-    fn jvp(&self, inputs: &[&Matrix<T>], tangents: &[&Matrix<T>]) -> Result<Matrix<T>> {
+    fn jacobian_vector_product(&self, inputs: &[&Matrix<T>], tangents: &[&Matrix<T>]) -> Result<Matrix<T>> {
         let (a, b) = (inputs[0], inputs[1]);
         let (da, db) = (tangents[0], tangents[1]);
         if self.0 == Fault::JvpShape {
@@ -161,7 +161,7 @@ impl CustomOp<f64> for FastPathCube {
     fn forward(&self, inputs: &[&Matrix<f64>]) -> Result<Matrix<f64>> {
         Ok(inputs[0].map(|v| v * v * v + 1e-6 * v * v))
     }
-    fn vjp(
+    fn transpose_jacobian_vector_product(
         &self,
         inputs: &[&Matrix<f64>],
         _: &Matrix<f64>,
@@ -169,7 +169,7 @@ impl CustomOp<f64> for FastPathCube {
     ) -> Result<Vec<Matrix<f64>>> {
         Ok(vec![cube_tangent(inputs[0], c)])
     }
-    fn jvp(&self, inputs: &[&Matrix<f64>], tangents: &[&Matrix<f64>]) -> Result<Matrix<f64>> {
+    fn jacobian_vector_product(&self, inputs: &[&Matrix<f64>], tangents: &[&Matrix<f64>]) -> Result<Matrix<f64>> {
         Ok(cube_tangent(inputs[0], tangents[0]))
     }
 }
@@ -184,7 +184,7 @@ impl CustomOp<Dual<f64>> for FastPathCube {
     fn forward(&self, inputs: &[&Matrix<Dual<f64>>]) -> Result<Matrix<Dual<f64>>> {
         Ok(cube(inputs[0]))
     }
-    fn vjp(
+    fn transpose_jacobian_vector_product(
         &self,
         inputs: &[&Matrix<Dual<f64>>],
         _: &Matrix<Dual<f64>>,
@@ -192,7 +192,7 @@ impl CustomOp<Dual<f64>> for FastPathCube {
     ) -> Result<Vec<Matrix<Dual<f64>>>> {
         Ok(vec![cube_tangent(inputs[0], c)])
     }
-    fn jvp(
+    fn jacobian_vector_product(
         &self,
         inputs: &[&Matrix<Dual<f64>>],
         tangents: &[&Matrix<Dual<f64>>],

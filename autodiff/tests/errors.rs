@@ -90,10 +90,19 @@ impl<T: Scalar> CustomOp<T> for BadVjp {
     fn forward(&self, inputs: &[&Matrix<T>]) -> Result<Matrix<T>> {
         Ok(inputs[0].clone())
     }
-    fn vjp(&self, _: &[&Matrix<T>], _: &Matrix<T>, _: &Matrix<T>) -> Result<Vec<Matrix<T>>> {
+    fn transpose_jacobian_vector_product(
+        &self,
+        _: &[&Matrix<T>],
+        _: &Matrix<T>,
+        _: &Matrix<T>,
+    ) -> Result<Vec<Matrix<T>>> {
         Ok(vec![Matrix::zeros(1, 1)])
     }
-    fn jvp(&self, _: &[&Matrix<T>], tangents: &[&Matrix<T>]) -> Result<Matrix<T>> {
+    fn jacobian_vector_product(
+        &self,
+        _: &[&Matrix<T>],
+        tangents: &[&Matrix<T>],
+    ) -> Result<Matrix<T>> {
         Ok(tangents[0].clone())
     }
 }

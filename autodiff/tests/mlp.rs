@@ -4,7 +4,10 @@
 
 mod common;
 
-use autodiff::check::{check_adjoint, check_gradient, check_hvp, check_jvp, check_vjp};
+use autodiff::check::{
+    check_adjoint, check_gradient, check_hessian_vector_product, check_jacobian_vector_product,
+    check_transpose_jacobian_vector_product,
+};
 use autodiff::modes::{self, Function};
 use autodiff::random::{random_matrix, random_vector};
 use autodiff::{Matrix, Result, Scalar, Tape, Var};
@@ -65,14 +68,14 @@ fn gradient_and_hessian_vector_products_match_references() {
         let mut rng = rng(100 + seed);
         let v = random_vector(theta.len(), &mut rng);
         check_gradient(&mlp, &theta, 1e-8).unwrap().assert_passed();
-        check_hvp(&mlp, &theta, &v, 1e-8).unwrap().assert_passed();
+        check_hessian_vector_product(&mlp, &theta, &v, 1e-8).unwrap().assert_passed();
         let h = modes::dense_hessian(&mlp, &theta).unwrap();
         let h_ff = hessian_forward_over_forward(&mlp, &theta);
         let scale = max_abs(&h_ff);
         assert!(max_abs_diff(&h, &h_ff) / scale < 1e-12, "seed {seed}: H vs forward-over-forward");
         assert!(max_abs_diff(&h, &h.transpose()) / scale < 1e-12, "seed {seed}: H not symmetric");
         // H v from one product equals the dense H times v.
-        let (_, _, hv) = modes::hvp(&mlp, &theta, &v).unwrap();
+        let (_, _, hv) = modes::hessian_vector_product(&mlp, &theta, &v).unwrap();
         let h_v = autodiff::linalg::matvec(&h, &v).unwrap();
         let rep = autodiff::check::compare("H v vs dense H · v", &hv, &h_v, 1e-12).unwrap();
         rep.assert_passed();
@@ -86,15 +89,15 @@ fn jacobian_products_match_references() {
         let mut rng = rng(200 + seed);
         let v = random_vector(theta.len(), &mut rng);
         let u = random_matrix(7, 3, &mut rng);
-        check_jvp(&mlp, &theta, &v, 1e-8).unwrap().assert_passed();
-        check_vjp(&mlp, &theta, &u, 1e-8).unwrap().assert_passed();
+        check_jacobian_vector_product(&mlp, &theta, &v, 1e-8).unwrap().assert_passed();
+        check_transpose_jacobian_vector_product(&mlp, &theta, &u, 1e-8).unwrap().assert_passed();
         check_adjoint(&mlp, &theta, &u, &v, 1e-12).unwrap().assert_passed();
         // Dense J from J eⱼ against dense J from rows Jᵀ eᵢ.
         let j = modes::dense_jacobian(&mlp, &theta).unwrap();
         let mut e = Matrix::zeros(7, 3);
         for row in 0..21 {
             e.data_mut()[row] = 1.0;
-            let (_, jt_e) = modes::vjp(&mlp, &theta, &e).unwrap();
+            let (_, jt_e) = modes::transpose_jacobian_vector_product(&mlp, &theta, &e).unwrap();
             e.data_mut()[row] = 0.0;
             let rep =
                 autodiff::check::compare("J row from Jᵀ eᵢ", &jt_e, j.row(row), 1e-12).unwrap();

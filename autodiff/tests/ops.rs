@@ -6,7 +6,10 @@
 
 mod common;
 
-use autodiff::check::{check_adjoint, check_hvp, check_jvp, check_vjp};
+use autodiff::check::{
+    check_adjoint, check_hessian_vector_product, check_jacobian_vector_product,
+    check_transpose_jacobian_vector_product,
+};
 use autodiff::modes::{self, Function};
 use autodiff::random::random_matrix;
 use autodiff::{Matrix, Result, Scalar, Tape, UnaryFn, Var};
@@ -191,8 +194,8 @@ fn check_case(
     let u = random_matrix(out.rows(), out.cols(), &mut rng);
     let ctx = format!("{case:?} r={r} c={c} k={k} seed={seed}");
     let reports = [
-        check_jvp(&f, &theta, &v, FD_TOL),
-        check_vjp(&f, &theta, &u, FD_TOL),
+        check_jacobian_vector_product(&f, &theta, &v, FD_TOL),
+        check_transpose_jacobian_vector_product(&f, &theta, &u, FD_TOL),
         check_adjoint(&f, &theta, &u, &v, EXACT_TOL),
     ];
     for rep in reports {
@@ -206,7 +209,7 @@ fn check_case(
     let th = tape.input(Matrix::column(theta.clone()));
     let y = f.eval(&tape, th).map_err(|e| e.to_string())?;
     let sweep = tape.tangents([(th, Matrix::column(v.clone()))]).map_err(|e| e.to_string())?;
-    let (_, jv) = modes::jvp(&f, &theta, &v).map_err(|e| e.to_string())?;
+    let (_, jv) = modes::jacobian_vector_product(&f, &theta, &v).map_err(|e| e.to_string())?;
     let rep = autodiff::check::compare(
         "tangent sweep vs dual J v",
         sweep.of_or_zeros(y).data(),
@@ -230,7 +233,8 @@ fn check_case(
     // sweeps against forward-over-forward, plus symmetry.
     let weights = random_matrix(out.rows(), out.cols(), &mut rng);
     let g = Weighted { inner: &f, weights };
-    let rep = check_hvp(&g, &theta, &v, FD_TOL).map_err(|e| format!("{ctx}: {e}"))?;
+    let rep =
+        check_hessian_vector_product(&g, &theta, &v, FD_TOL).map_err(|e| format!("{ctx}: {e}"))?;
     if !rep.passed() {
         return Err(format!("{ctx}: {rep}"));
     }
@@ -273,7 +277,7 @@ fn a_wrong_rule_is_caught_by_the_checks() {
     let f = OpFn { case: Case::Unary(UnaryFn::Tanh), r: 2, c: 2, k: 1 };
     let theta = [0.1, 0.2, 0.3, 0.4];
     let v = [1.0, 0.0, 0.0, 0.0];
-    let (_, jv) = modes::jvp(&f, &theta, &v).unwrap();
+    let (_, jv) = modes::jacobian_vector_product(&f, &theta, &v).unwrap();
     let mut wrong = jv.into_vec();
     wrong[0] *= 1.0 + 1e-6;
     let reference = autodiff::check::central_difference(1e-3, |t| {
@@ -287,7 +291,7 @@ fn a_wrong_rule_is_caught_by_the_checks() {
 
 /// A case quickcheck found in CI: `H v` four orders below the gradient's natural scale, where
 /// the central differences' rounding (1e-13 absolute) was 1.1e-8 of `H v` itself. The checks
-/// now measure against at least that scale (`check::check_hvp`).
+/// now measure against at least that scale (`check::check_hessian_vector_product`).
 #[test]
 fn a_nearly_flat_direction_is_judged_at_the_resolution_of_differences() {
     check_case(Case::Mean, 3, 1, 1, 7015992939228614255).unwrap();

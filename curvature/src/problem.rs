@@ -305,14 +305,14 @@ impl<'a, M: Model> ForwardPass<'a, M> {
 
     /// `J v` (`N × m_ℓ`, row n is `J_n v`), by a tangent sweep over the cached tape.
     pub fn jacobian_vector_product(&self, v: &[f64]) -> Result<Matrix<f64>> {
-        let jv = self.jvp("jacobian_vector_product", v)?;
+        let jv = self.checked_jacobian_vector_product("jacobian_vector_product", v)?;
         check_finite(jv.data(), jv.cols(), || "result of jacobian_vector_product".into())?;
         Ok(jv)
     }
 
     /// `J v` for `op`, with `v` checked as [`check_input`](Self::check_input) checks it: its
     /// values as they are copied into the tangent sweep (one pass over `v`, not two).
-    fn jvp(&self, op: &str, v: &[f64]) -> Result<Matrix<f64>> {
+    fn checked_jacobian_vector_product(&self, op: &str, v: &[f64]) -> Result<Matrix<f64>> {
         self.check_length(op, v)?;
         let v = copy_checked(v, || format!("v in {op}"))?;
         let (theta, z) = (self.node(self.theta_node), self.node(self.z_node));
@@ -345,14 +345,14 @@ impl<'a, M: Model> ForwardPass<'a, M> {
 
     /// The GGN product `G v = (1/N) Σ_n J_nᵀ H_L(z_n) J_n v` (eqn 5).
     pub fn ggn_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
-        let jv = self.jvp("ggn_vector_product", v)?;
+        let jv = self.checked_jacobian_vector_product("ggn_vector_product", v)?;
         let u = loss::apply_h_l_batch(self.problem.loss, &self.z, self.problem.y, &jv)?;
         check_result("ggn_vector_product", self.backward_from(&[(self.z_node, &u)])?)
     }
 
     /// The Fisher product `F v = (1/N) Σ_n J_nᵀ F_R(z_n) J_n v` (eqn 7), exact through `F_R`.
     pub fn fisher_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
-        let jv = self.jvp("fisher_vector_product", v)?;
+        let jv = self.checked_jacobian_vector_product("fisher_vector_product", v)?;
         let u = loss::apply_f_r_batch(self.problem.loss, &self.z, &jv)?;
         check_result("fisher_vector_product", self.backward_from(&[(self.z_node, &u)])?)
     }
@@ -368,7 +368,7 @@ impl<'a, M: Model> ForwardPass<'a, M> {
         first_row: usize,
         v: &[f64],
     ) -> Result<Vec<f64>> {
-        let jv = self.jvp("monte_carlo_fisher", v)?;
+        let jv = self.checked_jacobian_vector_product("monte_carlo_fisher", v)?;
         let (rows, cols) = (self.z.rows(), self.z.cols());
         let mut seed = Matrix::zeros(rows, cols);
         let mut g = vec![0.0; cols];
@@ -391,7 +391,7 @@ impl<'a, M: Model> ForwardPass<'a, M> {
         // The per-example gradients are the cached `∇_z h` rows times N: `g_n = N ∇_z h_n`, so
         // the seed row `(1/N) (g_nᵀ J_n v) g_n` is `N (∇_z h_nᵀ J_n v) ∇_z h_n` (no second pass
         // over the loss).
-        let jv = self.jvp("empirical_fisher_vector_product", v)?;
+        let jv = self.checked_jacobian_vector_product("empirical_fisher_vector_product", v)?;
         let (n, cols) = (self.z.rows() as f64, self.z.cols().max(1));
         let mut seed = self.output_gradient().clone();
         for (row, jv_row) in seed.data_mut().chunks_mut(cols).zip(jv.data().chunks(cols)) {

@@ -153,8 +153,8 @@ impl Nonlinearity for WrongTanh {
     fn value(&self, s: &[f64], out: &mut [f64]) {
         Activation::Tanh.value(s, out)
     }
-    fn vjp(&self, s: &[f64], c: &[f64], out: &mut [f64]) {
-        Activation::Tanh.vjp(s, c, out)
+    fn transpose_jacobian_vector_product(&self, s: &[f64], c: &[f64], out: &mut [f64]) {
+        Activation::Tanh.transpose_jacobian_vector_product(s, c, out)
     }
     fn curvature_product(&self, s: &[f64], c: &[f64], u: &[f64], out: &mut [f64]) {
         Activation::Tanh.curvature_product(s, c, u, out);

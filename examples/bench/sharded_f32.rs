@@ -3,7 +3,8 @@
 //! ops. Every quantity of [`tape_ops`] is a sum over examples scaled by the whole batch's
 //! `1/N`, so the blocks' vectors add up (in block order) and their `J v` rows stack.
 
-use super::{tape_ops, Workload};
+use super::ops::Workload;
+use super::tape_ops;
 use autodiff::{BufferPool, Matrix};
 use curvature::{Mlp, Problem};
 use std::hint::black_box;
@@ -86,9 +87,11 @@ pub fn run(
     match op {
         "loss" => vec![b.each(|k| tape_ops::loss::<f32>(w, theta, &b.x[k], &b.y[k])).iter().sum()],
         "gradient" => sum(b.each(|k| forward(k).gradient(w, &b.y[k]))),
-        "jvp" => stack(b.each(|k| forward(k).jvp(v32))).into_vec(),
-        "vjp" => sum(b.each(|k| forward(k).vjp(&b.u[k]))),
-        "hvp" => sum(b.each(|k| tape_ops::hvp::<f32>(w, theta, v, &b.x[k], &b.y[k]))),
+        "jvp" => stack(b.each(|k| forward(k).jacobian_vector_product(v32))).into_vec(),
+        "vjp" => sum(b.each(|k| forward(k).transpose_jacobian_vector_product(&b.u[k]))),
+        "hvp" => {
+            sum(b.each(|k| tape_ops::hessian_vector_product::<f32>(w, theta, v, &b.x[k], &b.y[k])))
+        }
         "ggn" | "ggn_repeated" => sum(b.each(|k| forward(k).ggn(w, v32))),
         "empirical_fisher" => sum(b.each(|k| forward(k).empirical_fisher(w, &b.y[k], v32))),
         _ => Vec::new(),

@@ -11,7 +11,7 @@
 //! losses (natural parameters, Section 9.2), so it has no `f32` row. [`check`] compares every
 //! op with the `f64` one before anything is timed.
 
-use super::Workload;
+use super::ops::Workload;
 use autodiff::{Dual, Matrix, Retain, Scalar, Tape, Var};
 use curvature::{Model, Problem};
 use std::hint::black_box;
@@ -53,14 +53,14 @@ impl<T: Scalar> Forward<T> {
     }
 
     /// `J v` (the output's shape).
-    pub fn jvp(&self, v: &Matrix<T>) -> Matrix<T> {
+    pub fn jacobian_vector_product(&self, v: &Matrix<T>) -> Matrix<T> {
         let (th, z) = (self.var(self.theta), self.var(self.z));
         let mut t = self.tape.tangents_of([(th, v)], &[z]).expect("bench: J v");
         t.take(z).expect("bench: J v reaches z")
     }
 
     /// `Jᵀ u` (θ's length).
-    pub fn vjp(&self, u: &Matrix<T>) -> Vec<T> {
+    pub fn transpose_jacobian_vector_product(&self, u: &Matrix<T>) -> Vec<T> {
         let (th, z) = (self.var(self.theta), self.var(self.z));
         let mut g = self.tape.backward_with_seeds(&[(z, u)], Retain::Inputs).expect("bench: Jᵀ u");
         g.take(th).expect("bench: Jᵀ u reaches θ").into_vec()
@@ -119,18 +119,18 @@ impl<T: Scalar> Forward<T> {
 
     /// `∇h`: the reverse sweep seeded at `z` with `∇_z h`.
     pub fn gradient(&self, w: &Workload, y: &Matrix<f64>) -> Vec<T> {
-        self.vjp(&self.output_gradient(w, y))
+        self.transpose_jacobian_vector_product(&self.output_gradient(w, y))
     }
 
     /// `G v = Jᵀ H_L J v / N`.
     pub fn ggn(&self, w: &Workload, v: &Matrix<T>) -> Vec<T> {
-        let jv = self.jvp(v);
-        self.vjp(&self.loss_curvature(w, &jv))
+        let jv = self.jacobian_vector_product(v);
+        self.transpose_jacobian_vector_product(&self.loss_curvature(w, &jv))
     }
 
     /// `F̄ v = Σ_n J_nᵀ g_n (g_nᵀ (J v)_n) / N` with `g_n = N (∇_z h)_n`.
     pub fn empirical_fisher(&self, w: &Workload, y: &Matrix<f64>, v: &Matrix<T>) -> Vec<T> {
-        let jv = self.jvp(v);
+        let jv = self.jacobian_vector_product(v);
         let gz = self.output_gradient(w, y);
         let n = T::from_f64(w.batch as f64);
         let mut u = gz.clone();
@@ -140,7 +140,7 @@ impl<T: Scalar> Forward<T> {
                 u[(r, k)] = gz[(r, k)] * dot * n;
             }
         }
-        self.vjp(&u)
+        self.transpose_jacobian_vector_product(&u)
     }
 }
 
@@ -155,7 +155,7 @@ pub fn loss<T: Scalar>(w: &Workload, theta: &[f64], x: &Matrix<f64>, y: &Matrix<
 
 /// `H v` by one forward and one reverse sweep on a tape of `θ + v ε` over `Dual<T>` (the
 /// sweep that skips `∇h`, as `curvature` runs it).
-pub fn hvp<T: Scalar>(
+pub fn hessian_vector_product<T: Scalar>(
     w: &Workload,
     theta: &[f64],
     v: &[f64],
@@ -202,15 +202,15 @@ pub fn check(
         relative_error(&[loss::<f32>(w, theta, x, y)], &[pass.loss().expect("bench")]),
         relative_error(&forward.gradient(w, y), &pass.gradient().expect("bench")),
         relative_error(
-            forward.jvp(&v32).data(),
+            forward.jacobian_vector_product(&v32).data(),
             pass.jacobian_vector_product(v).expect("bench").data(),
         ),
         relative_error(
-            &forward.vjp(&u32),
+            &forward.transpose_jacobian_vector_product(&u32),
             &pass.transpose_jacobian_vector_product(u).expect("bench"),
         ),
         relative_error(
-            &hvp::<f32>(w, theta, v, x, y),
+            &hessian_vector_product::<f32>(w, theta, v, x, y),
             &pass.hessian_vector_product(v).expect("bench"),
         ),
         relative_error(&forward.ggn(w, &v32), &pass.ggn_vector_product(v).expect("bench")),

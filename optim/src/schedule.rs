@@ -1,4 +1,7 @@
-//! Step-size schedules `α_k`.
+//! Step-size schedules `α_k`: the solvers' and the Section 14 theory's ([`crate::theory`]),
+//! one type for both. The theorems cover [`Schedule::Constant`] and [`Schedule::Shifted`]
+//! (`α_k = 1/(k + a + 1)`, eqn 19's decaying steps); the exact recursion, the closed-form mean and
+//! the simulation take any schedule.
 
 use crate::error::{check_range, Result};
 

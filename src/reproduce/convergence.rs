@@ -6,10 +6,11 @@
 use super::{save_csv, save_plot, Claim, Config, Error, Outcome};
 use crate::plot::{LinePlot, Series};
 use autodiff::Matrix;
+use optim::schedule::Schedule;
 use optim::theory::bounds::{noise_constants, theorem5, theorem6};
 use optim::theory::recursion::exact;
 use optim::theory::simulate::{matrix_with_spectrum, simulate};
-use optim::theory::{QuadraticProblem, StepSizes};
+use optim::theory::QuadraticProblem;
 
 fn pts(v: &[f64]) -> Vec<(f64, f64)> {
     v.iter().enumerate().map(|(k, &y)| (k as f64 + 1.0, y)).collect()
@@ -31,13 +32,13 @@ pub fn run(config: &Config) -> Result<Outcome, Error> {
     out.text(&format!("n = {n}, H* with eigenvalues i²/10 (κ = {kappa}), Σ_g = 0.05 H*, θ* = 0, θ₀ = (±1). B = H* (second order) against B = λ_n(H*) I (first order, the best-scaled gradient descent). Monte-Carlo: {replicas} replicas, bands are mean ± 1.96 standard errors; the x axis is k + 1."));
     let identity = Matrix::from_fn(n, n, |i, j| if i == j { lambda_n } else { 0.0 });
     let cases = [
-        ("B = H*, α = 0.5", h.clone(), StepSizes::Constant(0.5), "const_second"),
-        ("B = λ_n I, α = 0.5/κ", identity.clone(), StepSizes::Constant(0.5 / kappa), "const_first"),
-        ("B = H*, α_k = 1/(k + 2)", h.clone(), StepSizes::Decaying { a: 1.0 }, "decay_second"),
+        ("B = H*, α = 0.5", h.clone(), Schedule::Constant(0.5), "const_second"),
+        ("B = λ_n I, α = 0.5/κ", identity.clone(), Schedule::Constant(0.5 / kappa), "const_first"),
+        ("B = H*, α_k = 1/(k + 2)", h.clone(), Schedule::Shifted(1.0), "decay_second"),
         (
             "B = λ_n I, α_k = 1/(k + κ + 1)",
             identity.clone(),
-            StepSizes::Decaying { a: kappa },
+            Schedule::Shifted(kappa),
             "decay_first",
         ),
     ];
@@ -157,7 +158,7 @@ pub fn run(config: &Config) -> Result<Outcome, Error> {
     {
         let problem =
             QuadraticProblem::new(h.clone(), theta_star.clone(), sigma.clone(), b, theta0.clone())?;
-        let (_, traj) = exact(&problem, StepSizes::Constant(alpha), k_max)?;
+        let (_, traj) = exact(&problem, Schedule::Constant(alpha), k_max)?;
         let bound = theorem6(&problem, alpha, k_max)?;
         let held = traj
             .averaged_excess

@@ -217,7 +217,7 @@ pub(crate) fn propagate<T: Scalar>(sink: &mut Sink<'_, T>, i: usize, g: &Matrix<
         Op::Custom { op, inputs } => {
             let owned: Vec<_> = inputs.iter().map(|&j| val(j)).collect();
             let values: Vec<&Matrix<T>> = owned.iter().map(|c| c.as_ref()).collect();
-            let cotangents = op.vjp(&values, &val(i), g)?;
+            let cotangents = op.transpose_jacobian_vector_product(&values, &val(i), g)?;
             if cotangents.len() != inputs.len() {
                 return Err(crate::AutodiffError::invalid(
                     op.name(),

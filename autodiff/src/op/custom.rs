@@ -27,12 +27,12 @@ use crate::scalar::Scalar;
 ///     fn forward(&self, inputs: &[&Matrix<T>]) -> Result<Matrix<T>> {
 ///         Ok(inputs[0].map(|x| x * x * x))
 ///     }
-///     fn vjp(&self, inputs: &[&Matrix<T>], _output: &Matrix<T>, cotangent: &Matrix<T>) -> Result<Vec<Matrix<T>>> {
+///     fn transpose_jacobian_vector_product(&self, inputs: &[&Matrix<T>], _output: &Matrix<T>, cotangent: &Matrix<T>) -> Result<Vec<Matrix<T>>> {
 ///         let three = T::from_f64(3.0);
 ///         let x = inputs[0];
 ///         Ok(vec![Matrix::from_fn(x.rows(), x.cols(), |i, j| cotangent[(i, j)] * three * x[(i, j)] * x[(i, j)])])
 ///     }
-///     fn jvp(&self, inputs: &[&Matrix<T>], tangents: &[&Matrix<T>]) -> Result<Matrix<T>> {
+///     fn jacobian_vector_product(&self, inputs: &[&Matrix<T>], tangents: &[&Matrix<T>]) -> Result<Matrix<T>> {
 ///         let three = T::from_f64(3.0);
 ///         let x = inputs[0];
 ///         Ok(Matrix::from_fn(x.rows(), x.cols(), |i, j| tangents[0][(i, j)] * three * x[(i, j)] * x[(i, j)]))
@@ -54,7 +54,7 @@ pub trait CustomOp<T: Scalar>: Send + Sync {
 
     /// The reverse rule: given the output cotangent `ȳ`, return `J_{x_i}ᵀ ȳ` for every input,
     /// each with its input's shape. `output` is `forward(inputs)`, passed to save recomputation.
-    fn vjp(
+    fn transpose_jacobian_vector_product(
         &self,
         inputs: &[&Matrix<T>],
         output: &Matrix<T>,
@@ -62,5 +62,9 @@ pub trait CustomOp<T: Scalar>: Send + Sync {
     ) -> Result<Vec<Matrix<T>>>;
 
     /// The forward rule: `ẏ = Σ_i J_{x_i} ẋ_i`, with the output's shape.
-    fn jvp(&self, inputs: &[&Matrix<T>], tangents: &[&Matrix<T>]) -> Result<Matrix<T>>;
+    fn jacobian_vector_product(
+        &self,
+        inputs: &[&Matrix<T>],
+        tangents: &[&Matrix<T>],
+    ) -> Result<Matrix<T>>;
 }

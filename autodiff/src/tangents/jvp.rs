@@ -239,7 +239,7 @@ pub(crate) fn tangent<T: Scalar>(
                 let values: Vec<&Matrix<T>> = owned.iter().map(|c| c.as_ref()).collect();
                 let tangents: Vec<&Matrix<T>> =
                     inputs.iter().zip(&zeros).map(|(&j, z)| t(j).unwrap_or(z)).collect();
-                let result = op.jvp(&values, &tangents)?;
+                let result = op.jacobian_vector_product(&values, &tangents)?;
                 if result.shape() != out.shape() {
                     return Err(AutodiffError::shape(
                         format!("{} (jvp tangent vs output)", op.name()),

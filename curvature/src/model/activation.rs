@@ -93,7 +93,7 @@ impl Nonlinearity for Activation {
     }
 
     /// Elementwise `c ⊙ φ'(s)`; softmax `p ⊙ (c − cᵀp)`.
-    fn vjp(&self, s: &[f64], c: &[f64], out: &mut [f64]) {
+    fn transpose_jacobian_vector_product(&self, s: &[f64], c: &[f64], out: &mut [f64]) {
         match self.unary() {
             Some(f) => {
                 for k in 0..s.len() {
@@ -242,7 +242,7 @@ mod tests {
                 assert!((phi[k] - expected).abs() < 1e-15, "{act} φ component {k}");
             }
             let mut vjp = [0.0; 4];
-            Nonlinearity::vjp(&act, &s, &c, &mut vjp);
+            Nonlinearity::transpose_jacobian_vector_product(&act, &s, &c, &mut vjp);
             for k in 0..4 {
                 let at = |t: f64| {
                     let mut shifted = s;

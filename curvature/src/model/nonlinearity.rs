@@ -27,7 +27,7 @@ pub trait Nonlinearity: fmt::Debug + Send + Sync {
     fn value(&self, s: &[f64], out: &mut [f64]);
 
     /// `out ← J_φ(s)ᵀ c` for one example (`c ⊙ φ'(s)` when elementwise).
-    fn vjp(&self, s: &[f64], c: &[f64], out: &mut [f64]);
+    fn transpose_jacobian_vector_product(&self, s: &[f64], c: &[f64], out: &mut [f64]);
 
     /// `out ← Σ_j c_j H_{[φ(s)]_j} u` for one example: the Hessian in `s` of `s ↦ cᵀ φ(s)`
     /// (with `c = ∇_{a} L` held fixed) applied to `u`; `c ⊙ φ''(s) ⊙ u` when elementwise.
@@ -126,7 +126,7 @@ impl<E: Elementwise> Nonlinearity for E {
     fn value(&self, s: &[f64], out: &mut [f64]) {
         out.iter_mut().zip(s).for_each(|(o, &x)| *o = self.phi(x));
     }
-    fn vjp(&self, s: &[f64], c: &[f64], out: &mut [f64]) {
+    fn transpose_jacobian_vector_product(&self, s: &[f64], c: &[f64], out: &mut [f64]) {
         for ((o, &x), &ck) in out.iter_mut().zip(s).zip(c) {
             *o = ck * self.dphi(x);
         }
@@ -158,7 +158,7 @@ impl<E: Elementwise, T: Scalar> CustomOp<T> for ElementwiseOp<E> {
     fn forward(&self, inputs: &[&Matrix<T>]) -> autodiff::Result<Matrix<T>> {
         Ok(inputs[0].map(|x| self.0.phi(x)))
     }
-    fn vjp(
+    fn transpose_jacobian_vector_product(
         &self,
         inputs: &[&Matrix<T>],
         _output: &Matrix<T>,
@@ -169,7 +169,11 @@ impl<E: Elementwise, T: Scalar> CustomOp<T> for ElementwiseOp<E> {
             cotangent[(i, j)] * self.0.dphi(s[(i, j)])
         })])
     }
-    fn jvp(&self, inputs: &[&Matrix<T>], tangents: &[&Matrix<T>]) -> autodiff::Result<Matrix<T>> {
+    fn jacobian_vector_product(
+        &self,
+        inputs: &[&Matrix<T>],
+        tangents: &[&Matrix<T>],
+    ) -> autodiff::Result<Matrix<T>> {
         let s = inputs[0];
         Ok(Matrix::from_fn(s.rows(), s.cols(), |i, j| tangents[0][(i, j)] * self.0.dphi(s[(i, j)])))
     }
@@ -212,7 +216,7 @@ mod tests {
         let mut out = [0.0; 2];
         Nonlinearity::value(&Cubic, &s, &mut out);
         assert_eq!(out, [0.125 / 3.0, -3.375 / 3.0]);
-        Nonlinearity::vjp(&Cubic, &s, &c, &mut out);
+        Nonlinearity::transpose_jacobian_vector_product(&Cubic, &s, &c, &mut out);
         assert_eq!(out, [0.5, 0.5625]);
         Nonlinearity::curvature_product(&Cubic, &s, &c, &u, &mut out);
         assert_eq!(out, [-2.0, -2.25]);

@@ -173,6 +173,10 @@ pub(crate) fn tridiagonalize(
 /// The `k` Ritz pairs of `A` at the [`Which`] end after `m` Lanczos steps (`m` products) from a
 /// seeded Rademacher start, with full reorthogonalization.
 ///
+/// For a network's `H` (or `G`, `F`, …), pass the operator of a recorded pass,
+/// `problem.at(&theta)?.hessian()` (see the [module example](super)): the forward pass at θ is
+/// recorded once and every product reuses it.
+///
 /// Errors if the operator is not declared symmetric, has dimension 0, or if `k` or the steps
 /// are out of range (`1 ≤ k ≤ m ≤ n`).
 pub fn lanczos(a: &dyn LinearOperator, params: &LanczosParams) -> Result<Lanczos> {

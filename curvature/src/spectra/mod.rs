@@ -8,7 +8,34 @@
 //! the same seed gives the same probes in every estimator, so Hutchinson's trace and SLQ's
 //! `tr f(A)` for a polynomial `f` of low degree agree to round-off (Gauss quadrature is exact).
 //!
-//! # Example
+//! # Example: the top of a network's Hessian
+//! Run the estimators on an operator of a recorded pass: [`Problem::at`](crate::Problem::at)
+//! records the forward pass at θ once, and its [`hessian`](crate::ForwardPass::hessian) (or
+//! [`ggn`](crate::ForwardPass::ggn), [`fisher`](crate::ForwardPass::fisher), …) is a symmetric
+//! [`LinearOperator`] whose products all reuse it.
+//! ```
+//! use curvature::loss::SoftmaxCrossEntropy;
+//! use curvature::spectra::{lanczos, LanczosParams, Which};
+//! use curvature::{Activation, Mlp, Problem};
+//! use autodiff::Matrix;
+//!
+//! let mlp = Mlp::new(&[3, 5, 3], &[Activation::Tanh, Activation::Identity])?;
+//! let x = Matrix::from_fn(6, 3, |i, j| ((i * 3 + j) as f64 * 0.7).sin());
+//! let y = Matrix::from_fn(6, 3, |i, j| f64::from((i + 1) % 3 == j));
+//! let problem = Problem::new(&mlp, &SoftmaxCrossEntropy, &x, &y)?;
+//! let theta: Vec<f64> = (0..mlp.num_params()).map(|k| (k as f64 * 1.3).cos()).collect();
+//!
+//! let pass = problem.at(&theta)?;
+//! let top = lanczos(&pass.hessian(), &LanczosParams::new(3, Which::LargestAlgebraic))?;
+//! let bottom = lanczos(&pass.hessian(), &LanczosParams::new(1, Which::SmallestAlgebraic))?;
+//! assert!(top.values[0] >= top.values[1] && top.values[1] >= top.values[2]);
+//! assert!(bottom.values[0] <= top.values[2]);
+//! // Each Ritz pair comes with its residual ‖H x − θ x‖ (how close it is to an eigenpair).
+//! assert_eq!(top.residual_norms.len(), 3);
+//! # Ok::<(), curvature::CurvatureError>(())
+//! ```
+//!
+//! # Example: any symmetric operator
 //! ```
 //! use curvature::spectra::{hutchinson_trace, lanczos, LanczosParams, Which};
 //! use autodiff::Matrix;

@@ -114,3 +114,26 @@ fn stochastic_estimators_agree_with_the_dense_truth_for_every_kind() {
         assert!(density.nodes.iter().all(|t| *t >= lo - slack && *t <= hi + slack), "{name}");
     });
 }
+
+/// Lanczos on the Hessian of a recorded pass (`problem.at(θ)?.hessian()`, what the docs and
+/// the benchmark use) gives the same Ritz pairs, bit for bit, as Lanczos on fresh passes
+/// (`problem.hessian_vector_product(θ, ·)` per product): the pass changes the cost, not the
+/// result.
+#[test]
+fn lanczos_on_a_recorded_pass_equals_lanczos_on_fresh_passes() {
+    let mlp = Mlp::new(&[3, 5, 3], &[Activation::Tanh, Activation::Identity]).unwrap();
+    let x = Matrix::from_fn(6, 3, |i, j| ((i * 3 + j) as f64 * 0.7).sin());
+    let y = Matrix::from_fn(6, 3, |i, j| f64::from((i + 1) % 3 == j));
+    let problem = Problem::new(&mlp, &SoftmaxCrossEntropy, &x, &y).unwrap();
+    let theta: Vec<f64> = (0..mlp.num_params()).map(|k| (k as f64 * 1.3).cos()).collect();
+    let params = LanczosParams::new(4, Which::LargestMagnitude).steps(12).seed(5);
+    let pass = problem.at(&theta).unwrap();
+    let recorded = lanczos(&pass.hessian(), &params).unwrap();
+    let fresh_operator =
+        FnOperator::new(theta.len(), |u| problem.hessian_vector_product(&theta, u)).symmetric();
+    let fresh = lanczos(&fresh_operator, &params).unwrap();
+    assert_eq!(recorded.values, fresh.values);
+    assert_eq!(recorded.vectors, fresh.vectors);
+    assert_eq!(recorded.residual_norms, fresh.residual_norms);
+    assert_eq!(recorded.ritz_values, fresh.ritz_values);
+}

@@ -198,7 +198,7 @@ fn nonlinearity_checks(
     let w_dir = random_matrix(rows, m_out, rng);
     let mut vjp = Matrix::zeros(rows, m_out);
     for r in 0..rows {
-        phi.vjp(s.row(r), c.row(r), vjp.row_mut(r));
+        phi.transpose_jacobian_vector_product(s.row(r), c.row(r), vjp.row_mut(r));
     }
     let dot = |x: &[f64], y: &[f64]| x.iter().zip(y).map(|(p, q)| p * q).sum::<f64>();
     let lhs = dot(c.data(), a_dot.data());
@@ -256,7 +256,7 @@ fn nonlinearity_checks(
         Ok((0..rows)
             .map(|r| {
                 let mut g = vec![0.0; m_out];
-                phi.vjp(&shifted(t, r), c.row(r), &mut g);
+                phi.transpose_jacobian_vector_product(&shifted(t, r), c.row(r), &mut g);
                 dot(&g, w_dir.row(r))
             })
             .collect())

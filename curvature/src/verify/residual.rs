@@ -11,7 +11,7 @@
 //!
 //! written directly on a tape ([`Function`]) and differentiated by
 //! [`autodiff::modes::dense_hessian`] (`n` forward-over-reverse products
-//! [`autodiff::modes::hvp`]). Its `g_n` come from the loss's
+//! [`autodiff::modes::hessian_vector_product`]). Its `g_n` come from the loss's
 //! [`grad_z`](crate::loss::PredictiveDistribution::grad_z) at outputs from a forward pass of
 //! its own, not from the pass's cached `∇_z h`; what the two sides still share is the model's
 //! `forward` and `autodiff`'s derivative rules (checked against differences by

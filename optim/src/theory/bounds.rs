@@ -1,7 +1,8 @@
 //! Theorem 5 (both step-size regimes), Theorem 6 (averaging) and Section 14.2.1's constants.
 
-use super::{QuadraticProblem, StepSizes};
+use super::QuadraticProblem;
 use crate::error::Result;
+use crate::schedule::Schedule;
 use autodiff::linalg::{matmul, matvec, symmetric_eigen};
 use autodiff::Matrix;
 
@@ -36,15 +37,15 @@ fn combine(a: &Matrix<f64>, ca: f64, b: &Matrix<f64>, cb: f64) -> Matrix<f64> {
 /// is numerical evidence only.
 pub fn theorem5(
     problem: &QuadraticProblem,
-    steps: StepSizes,
+    steps: Schedule,
     k_max: usize,
 ) -> Result<Vec<(f64, f64)>> {
     problem.check_conditions("Theorem 5", steps, false)?;
     let d = problem.eigenvalues();
     let (lambda_n, lambda_1) = (d[0], d[d.len() - 1]);
-    let h0 = problem.excess(&problem.theta0);
+    let h0 = problem.excess(&problem.theta0)?;
     match steps {
-        StepSizes::Constant(alpha) => {
+        Schedule::Constant(alpha) => {
             let m = combine(&problem.b, 1.0, &problem.h_star, -alpha / 2.0);
             let c = alpha / 4.0 * trace_product(&spd_inverse(&m)?, &problem.sigma_g);
             let (e1, e2) = (alpha * lambda_1, alpha * lambda_n);
@@ -56,7 +57,7 @@ pub fn theorem5(
                 })
                 .collect())
         }
-        StepSizes::Decaying { a } => {
+        Schedule::Shifted(a) => {
             let t = spd_inverse(&combine(
                 &problem.b_inverse(),
                 1.0,
@@ -84,6 +85,7 @@ pub fn theorem5(
                 })
                 .collect())
         }
+        Schedule::InverseTime(c) => Err(super::unsupported_schedule("Theorem 5", c)),
     }
 }
 
@@ -92,7 +94,7 @@ pub fn theorem5(
 /// `min{tr(H*⁻¹Σ_g)/(2(k+1)), (α/4) tr((B − (α/2)H*)⁻¹Σ_g)}
 ///  + min{‖H*^{−½} B e₀‖²/(2(k+1)²α²), ‖B^{½} e₀‖²/(2(k+1)α), h(θ_0) − h(θ*)}`.
 pub fn theorem6(problem: &QuadraticProblem, alpha: f64, k_max: usize) -> Result<Vec<f64>> {
-    problem.check_conditions("Theorem 6", StepSizes::Constant(alpha), true)?;
+    problem.check_conditions("Theorem 6", Schedule::Constant(alpha), true)?;
     let h_inv = spd_inverse(&problem.h_star)?;
     let noise_avg = trace_product(&h_inv, &problem.sigma_g);
     let m = combine(&problem.b, 1.0, &problem.h_star, -alpha / 2.0);
@@ -101,7 +103,7 @@ pub fn theorem6(problem: &QuadraticProblem, alpha: f64, k_max: usize) -> Result<
     let be0 = matvec(&problem.b, &e0)?;
     let a_term: f64 = be0.iter().zip(matvec(&h_inv, &be0)?).map(|(x, y)| x * y).sum(); // ‖H^{-½}Be₀‖²
     let b_term: f64 = e0.iter().zip(&be0).map(|(x, y)| x * y).sum(); // ‖B^{½}e₀‖²
-    let h0 = problem.excess(&problem.theta0);
+    let h0 = problem.excess(&problem.theta0)?;
     Ok((0..=k_max)
         .map(|k| {
             let k1 = (k + 1) as f64;

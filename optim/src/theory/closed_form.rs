@@ -1,16 +1,17 @@
 //! Theorem 3's closed forms, in the eigenbasis of `P = B⁻¹H*` (see [`super::QuadraticProblem`]).
 
-use super::{QuadraticProblem, StepSizes};
+use super::QuadraticProblem;
 use crate::error::Result;
+use crate::schedule::Schedule;
 use autodiff::linalg::matvec;
 use autodiff::Matrix;
 
 /// `E[θ_k] = θ* + Π_{j<k} (I − α_j P) (θ_0 − θ*)`, via `W Π(1 − α_j D) W⁻¹`.
-pub fn mean(problem: &QuadraticProblem, steps: StepSizes, k: usize) -> Result<Vec<f64>> {
+pub fn mean(problem: &QuadraticProblem, steps: Schedule, k: usize) -> Result<Vec<f64>> {
     let e0: Vec<f64> = problem.theta0.iter().zip(&problem.theta_star).map(|(a, b)| a - b).collect();
     let mut c = matvec(&problem.basis.w_inv, &e0)?;
     for (i, ci) in c.iter_mut().enumerate() {
-        let factor: f64 = (0..k).map(|j| 1.0 - steps.at(j) * problem.basis.d[i]).product();
+        let factor: f64 = (0..k).map(|j| 1.0 - steps.step_size(j) * problem.basis.d[i]).product();
         *ci *= factor;
     }
     let e = matvec(&problem.basis.w, &c)?;
@@ -34,7 +35,7 @@ fn variance_constant_in_basis(
     alpha: f64,
     k: Option<usize>,
 ) -> Result<Matrix<f64>> {
-    problem.check_conditions("Theorem 3", StepSizes::Constant(alpha), false)?;
+    problem.check_conditions("Theorem 3", Schedule::Constant(alpha), false)?;
     let u = problem.in_basis(&problem.u());
     let d = &problem.basis.d;
     let n = problem.dim();
@@ -57,7 +58,7 @@ pub fn variance_decaying_leading(
     a: f64,
     k: usize,
 ) -> Result<Matrix<f64>> {
-    problem.check_conditions("Theorem 3", StepSizes::Decaying { a }, false)?;
+    problem.check_conditions("Theorem 3", Schedule::Shifted(a), false)?;
     let u = problem.in_basis(&problem.u());
     let d = &problem.basis.d;
     let n = problem.dim();

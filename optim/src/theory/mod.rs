@@ -32,30 +32,9 @@ pub mod recursion;
 pub mod simulate;
 
 use crate::error::{OptimError, Result};
+use crate::schedule::Schedule;
 use autodiff::linalg::{cholesky, matmul, matvec, symmetric_eigen};
 use autodiff::Matrix;
-
-/// The step sizes of eqn 19.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum StepSizes {
-    /// `α_k = α`.
-    Constant(f64),
-    /// `α_k = 1/(k + a + 1)`.
-    Decaying {
-        /// The shift `a`.
-        a: f64,
-    },
-}
-
-impl StepSizes {
-    /// `α_k`.
-    pub fn at(&self, k: usize) -> f64 {
-        match *self {
-            StepSizes::Constant(alpha) => alpha,
-            StepSizes::Decaying { a } => 1.0 / (k as f64 + a + 1.0),
-        }
-    }
-}
 
 /// A quadratic problem with a fixed curvature matrix and gradient-noise covariance.
 #[derive(Clone, Debug)]
@@ -116,6 +95,19 @@ fn check_spd(name: &str, m: &Matrix<f64>, n: usize, allow_singular: bool) -> Res
     Ok(())
 }
 
+/// The error for a schedule Section 14's theorems do not cover, `α_k = c/(k + 1)`
+/// ([`Schedule::InverseTime`]); the exact recursion and the simulation take any schedule.
+pub(crate) fn unsupported_schedule(theorem: &str, c: f64) -> OptimError {
+    OptimError::InvalidParameter {
+        solver: theorem.into(),
+        parameter: "Schedule::InverseTime's c".into(),
+        value: c,
+        reason: "the theorems cover α_k = α (Schedule::Constant) and α_k = 1/(k + a + 1) with \
+                 a ≥ 1 (Schedule::Shifted), not α_k = c/(k + 1)"
+            .into(),
+    }
+}
+
 fn lower_inverse(l: &Matrix<f64>) -> Matrix<f64> {
     let n = l.rows();
     let mut inv = Matrix::zeros(n, n);
@@ -168,14 +160,18 @@ impl QuadraticProblem {
         &self.basis.d
     }
 
-    /// `h(θ) − h(θ*) = ½ eᵀH*e`.
-    pub fn excess(&self, theta: &[f64]) -> f64 {
+    /// `h(θ) − h(θ*) = ½ eᵀH*e`, `e = θ − θ*`; a θ whose length is not `n` is an
+    /// [`OptimError::Dimension`].
+    pub fn excess(&self, theta: &[f64]) -> Result<f64> {
+        if theta.len() != self.dim() {
+            return Err(OptimError::Dimension {
+                op: "QuadraticProblem::excess (θ vs θ*)".into(),
+                expected: self.dim(),
+                actual: theta.len(),
+            });
+        }
         let e: Vec<f64> = theta.iter().zip(&self.theta_star).map(|(a, b)| a - b).collect();
-        0.5 * e
-            .iter()
-            .zip(matvec(&self.h_star, &e).unwrap_or_default())
-            .map(|(a, b)| a * b)
-            .sum::<f64>()
+        Ok(0.5 * e.iter().zip(matvec(&self.h_star, &e)?).map(|(a, b)| a * b).sum::<f64>())
     }
 
     /// `B⁻¹` (dense).
@@ -210,11 +206,15 @@ impl QuadraticProblem {
             .sum::<f64>()
     }
 
-    /// Checks the hypotheses of Theorems 3 and 5 for `steps` (`strict` for Theorem 6's `<`).
-    pub fn check_conditions(&self, theorem: &str, steps: StepSizes, strict: bool) -> Result<()> {
+    /// Checks the hypotheses of Theorems 3 and 5 for `steps` (`strict` for Theorem 6's `<`):
+    /// for [`Schedule::Constant`] `α`, `0 < α` and `αλ₁(P) ≤ 1`; for [`Schedule::Shifted`] `a`
+    /// (`α_k = 1/(k + a + 1)`), `a ≥ 1`, `b = λ_n(P) > ½` and `λ₁(P) ≤ a + 1`. The theorems
+    /// do not cover [`Schedule::InverseTime`] (`α_k = c/(k + 1)`): an
+    /// [`OptimError::InvalidParameter`] naming the schedule.
+    pub fn check_conditions(&self, theorem: &str, steps: Schedule, strict: bool) -> Result<()> {
         let (lambda_n, lambda_1) = (self.basis.d[0], self.basis.d[self.dim() - 1]);
         match steps {
-            StepSizes::Constant(alpha) => {
+            Schedule::Constant(alpha) => {
                 let value = alpha * lambda_1;
                 let ok = alpha > 0.0 && if strict { value < 1.0 } else { value <= 1.0 };
                 if !ok {
@@ -226,7 +226,7 @@ impl QuadraticProblem {
                     });
                 }
             }
-            StepSizes::Decaying { a } => {
+            Schedule::Shifted(a) => {
                 if a.is_nan() || a < 1.0 {
                     return Err(OptimError::ConditionViolated {
                         theorem: theorem.into(),
@@ -249,6 +249,7 @@ impl QuadraticProblem {
                     });
                 }
             }
+            Schedule::InverseTime(c) => return Err(unsupported_schedule(theorem, c)),
         }
         Ok(())
     }

@@ -1,7 +1,8 @@
 //! The exact step-by-step evolution of the first two moments (dense matrices, original basis).
 
-use super::{QuadraticProblem, StepSizes, Trajectory};
+use super::{QuadraticProblem, Trajectory};
 use crate::error::Result;
+use crate::schedule::Schedule;
 use autodiff::linalg::{identity, matmul, matvec};
 use autodiff::Matrix;
 
@@ -25,7 +26,7 @@ fn add(a: &Matrix<f64>, b: &Matrix<f64>) -> Matrix<f64> {
 /// `G_{k+1} = G_k + D_k A_kᵀ + A_k D_kᵀ + V_{k+1}`.
 pub fn exact(
     problem: &QuadraticProblem,
-    steps: StepSizes,
+    steps: Schedule,
     k_max: usize,
 ) -> Result<(Vec<Moments>, Trajectory)> {
     let n = problem.dim();
@@ -53,7 +54,7 @@ pub fn exact(
         if k == k_max {
             break;
         }
-        let alpha = steps.at(k);
+        let alpha = steps.step_size(k);
         let a = Matrix::from_fn(n, n, |i, j| identity(n)[(i, j)] - alpha * p[(i, j)]);
         e = matvec(&a, &e)?;
         let ava = matmul(&matmul(&a, &v)?, &a.transpose())?;

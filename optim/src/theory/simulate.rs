@@ -1,7 +1,8 @@
 //! A seeded Monte-Carlo run of eqn 19 with Gaussian gradient noise `ε ~ N(0, Σ_g)`.
 
-use super::{QuadraticProblem, StepSizes};
+use super::QuadraticProblem;
 use crate::error::Result;
+use crate::schedule::Schedule;
 use autodiff::linalg::{matvec, symmetric_eigen};
 use autodiff::random::standard_normal;
 use autodiff::Matrix;
@@ -24,7 +25,7 @@ pub struct MonteCarlo {
 /// Runs `replicas` independent copies of eqn 19 for `k_max` steps from `seed`.
 pub fn simulate(
     problem: &QuadraticProblem,
-    steps: StepSizes,
+    steps: Schedule,
     k_max: usize,
     replicas: usize,
     seed: u64,
@@ -40,9 +41,9 @@ pub fn simulate(
         let mut theta = problem.theta0.clone();
         let mut sum = theta.clone();
         for k in 0..=k_max {
-            let h = problem.excess(&theta);
+            let h = problem.excess(&theta)?;
             let avg: Vec<f64> = sum.iter().map(|s| s / (k + 1) as f64).collect();
-            let ha = problem.excess(&avg);
+            let ha = problem.excess(&avg)?;
             s1[k] += h;
             s2[k] += h * h;
             a1[k] += ha;
@@ -56,7 +57,7 @@ pub fn simulate(
             let g: Vec<f64> =
                 matvec(&problem.h_star, &e)?.iter().zip(&eps).map(|(a, b)| a + b).collect();
             let step = matvec(&b_inv, &g)?;
-            let alpha = steps.at(k);
+            let alpha = steps.step_size(k);
             for ((t, s), d) in theta.iter_mut().zip(sum.iter_mut()).zip(&step) {
                 *t -= alpha * d;
                 *s += *t;
