@@ -25,7 +25,8 @@ fn lanczos_on_recorded_pass(
     params: &LanczosParams,
 ) -> Lanczos {
     let pass = problem.at(theta).expect("pass at θ on W2");
-    lanczos(&pass.hessian(), params).expect("lanczos on W2")
+    let hessian = pass.hessian();
+    lanczos(&hessian, params).expect("lanczos on W2")
 }
 
 /// The Ritz pairs with `‖H x − θ x‖ ≤ 1e-6 λ_max`, and the largest residual over `λ_max`.
