@@ -18,13 +18,18 @@
 //! every f64 op through a `ShardedProblem` of t row blocks (data parallelism over the batch),
 //! each block on single-threaded GEMMs, and reports the speedup over one thread in the same
 //! process. W3's one-thread rows are sampled round-robin across its ops (see
-//! `round_robin_times`). The `f32` rows run every op but `F v` on `autodiff` directly
+//! `timing::round_robin_times`). The `f32` rows run every op but `F v` on `autodiff` directly
 //! ([`tape_ops`]; `curvature` is `f64`), on t threads over t row blocks of the batch
 //! ([`sharded_f32`], as `ShardedProblem` does), each first checked against its `f64` result;
 //! their `÷ grad*` is to the `f32` gradient. After each workload's rows, one line gives what
 //! the finite checks cost: each one-thread `f64` op checked (the default) over unchecked
 //! (`curvature::checks::without_finite_checks`), the median of back-to-back pairs whose order
 //! alternates.
+//!
+//! Layout: [`args`] (the flags), [`ops`] (the workloads and each op as a closure), [`timing`]
+//! (medians, GEMM rates, paired and alternating ratios), [`flops`] (FLOP counts), [`memory`]
+//! (the heap counter), [`report`] (the rows and the targets summary), [`spectra`] (the Lanczos
+//! row), [`kfac_step`], [`tape_ops`] and [`sharded_f32`]; this file wires them.
 
 use args::{defaults, flags};
 use autodiff::random::{random_matrix, random_vector};
