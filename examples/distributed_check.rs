@@ -247,7 +247,7 @@ fn check_all_reduce(world: &MpiWorld, failures: &mut Failures) -> Result<usize, 
     if integers.iter().enumerate().any(|(i, &x)| x != (i % 7) as f64 * ranks) {
         failures.push("all-reduce: the in-place sum of integers is wrong".into());
     }
-    if rank == 0 {
+    if rank == 0 && failures.is_empty() {
         let how = if world.sums_in_place() { "in place" } else { "through a copy" };
         println!("all-reduce: {how}, the same bits as through a copy");
     }
