@@ -16,7 +16,7 @@ use std::ffi::c_void;
 /// from 1.x to 5.x; Debian's 4.1 included). rsmpi exposes no in-place constant, so this is
 /// used only when [`MpiWorld::initialize`] finds the library is Open MPI; other MPIs (MPICH's
 /// sentinel is `(void *) -1`) take the copying path.
-const OPEN_MPI_IN_PLACE: *const c_void = 1 as *const c_void;
+const OPEN_MPI_IN_PLACE: *const c_void = std::ptr::without_provenance(1);
 
 /// `MPI_COMM_WORLD`, initialized by [`initialize`](Self::initialize) and finalized on drop.
 ///
