@@ -3,7 +3,7 @@
 //! `mpi::MpiWorld`; threads of one process with [`LocalGroup`]).
 //!
 //! Every quantity of Section 3 is an average over examples, `h(θ) = (1/N) Σ_n L(y_n, f(x_n, θ))`,
-//! so the batch splits across ranks exactly as [`ShardedProblem`] splits
+//! so the batch splits across ranks exactly as [`ShardedProblem`](crate::ShardedProblem) splits
 //! it across threads: rank r computes its shard's average (on its own threads), weights it by
 //! `N_r / N` and the ranks sum. The global `N = Σ_r N_r` is all-reduced once, at construction.
 //!
