@@ -1,7 +1,8 @@
 //! The distributed products under MPI, checked: run under `mpirun -np K` (K = 1, 2, 3, …),
-//! every rank holds its shard of the batch (uneven for K = 2 and 3) and compares every
-//! all-reduced quantity against the whole batch computed alone on that rank (relative ≤ 1e-12),
-//! checks that every rank holds the same bits, trains a few Hessian-free and natural-gradient
+//! every rank holds its shard of the batch (uneven for K = 2 and 3; one thread inside each rank,
+//! then two) and compares every all-reduced quantity against the whole batch computed alone on
+//! that rank (relative ≤ 1e-12), checks that every rank holds the same bits (and that the
+//! in-place all-reduce gives the copying one's), trains a few Hessian-free and natural-gradient
 //! (CG) steps on IDX images sharded by rank and checks θ is identical on every rank and on the
 //! one-process trajectory. Exits non-zero on every rank if any check fails.
 //!
@@ -56,14 +57,17 @@ fn apply(op: &dyn LinearOperator, v: &[f64]) -> Result<Vec<f64>, Box<dyn Error>>
     Ok(out)
 }
 
-/// Every product of one loss on this rank's shard against the whole batch.
+/// Every product of one loss on this rank's shard, on `threads` threads inside the rank,
+/// against the whole batch.
 fn check_products(
     world: &MpiWorld,
     name: &str,
+    threads: usize,
     failures: &mut Failures,
 ) -> Result<usize, Box<dyn Error>> {
+    let name = &format!("{name} ({threads} thread(s) per rank)");
     let mut rng = StdRng::seed_from_u64(17);
-    let loss = loss::by_name(name)?;
+    let loss = loss::by_name(name.split(' ').next().unwrap_or_default())?;
     let mlp =
         Mlp::new(&[5, 7, 6, 4], &[Activation::Tanh, Activation::Logistic, Activation::Identity])?;
     let x = random_matrix(BATCH, 5, &mut rng);
@@ -76,7 +80,8 @@ fn check_products(
 
     let whole = Problem::new(&mlp, loss.as_ref(), &x, &y)?;
     let reference = whole.at(&theta)?;
-    let distributed = DistributedProblem::new(&mlp, loss.as_ref(), &x_local, &y_local, 2, world)?;
+    let distributed =
+        DistributedProblem::new(&mlp, loss.as_ref(), &x_local, &y_local, threads, world)?;
     if distributed.global_rows() != BATCH {
         failures.push(format!("{name}: global rows {} ≠ {BATCH}", distributed.global_rows()));
     }
@@ -217,14 +222,48 @@ fn check_training(world: &MpiWorld, failures: &mut Failures) -> Result<usize, Bo
     Ok(checks)
 }
 
+/// The in-place all-reduce (`MPI_IN_PLACE`, with Open MPI) against the copying one: the same
+/// bits on every rank, and the exact sum where it is exact (small integers).
+fn check_all_reduce(world: &MpiWorld, failures: &mut Failures) -> Result<usize, Box<dyn Error>> {
+    let (rank, size) = (world.rank(), world.size());
+    // 100 000 values: large enough for Open MPI's segmented (ring) algorithms.
+    let len = 100_000;
+    let mut rng = StdRng::seed_from_u64(11 + rank as u64);
+    let values = random_vector(len, &mut rng);
+    let (mut in_place, mut copied) = (values.clone(), values);
+    world.all_reduce_sum(&mut in_place)?;
+    world.all_reduce_sum_copying(&mut copied)?;
+    let differing = in_place.iter().zip(&copied).filter(|(a, b)| a.to_bits() != b.to_bits());
+    let differing = differing.count();
+    if differing != 0 {
+        failures.push(format!("all-reduce: in place and copying differ in {differing} entries"));
+    }
+    if differences_from_rank_zero(&in_place, world)? != 0 {
+        failures.push("all-reduce: the in-place sums differ between ranks".into());
+    }
+    let mut integers: Vec<f64> = (0..len).map(|i| ((i % 7) * (rank + 1)) as f64).collect();
+    world.all_reduce_sum(&mut integers)?;
+    let ranks = (size * (size + 1) / 2) as f64;
+    if integers.iter().enumerate().any(|(i, &x)| x != (i % 7) as f64 * ranks) {
+        failures.push("all-reduce: the in-place sum of integers is wrong".into());
+    }
+    if rank == 0 && failures.is_empty() {
+        let how = if world.sums_in_place() { "in place" } else { "through a copy" };
+        println!("all-reduce: {how}, the same bits as through a copy");
+    }
+    Ok(3)
+}
+
 fn run(world: &MpiWorld) -> Result<(), Box<dyn Error>> {
     let fault = std::env::var("NATGRAD_FAULT_RANK").ok().and_then(|r| r.parse::<usize>().ok());
     let mut failures = Failures::new();
-    let mut checks = 0;
+    let mut checks = check_all_reduce(world, &mut failures)?;
     for (k, name) in
         ["softmax_cross_entropy", "bernoulli_logits", "squared_error"].iter().enumerate()
     {
-        checks += check_products(world, name, &mut failures)?;
+        for threads in [1, 2] {
+            checks += check_products(world, name, threads, &mut failures)?;
+        }
         if k == 0 && fault == Some(world.rank()) {
             if std::env::var("NATGRAD_FAULT_KIND").as_deref() == Ok("abort") {
                 eprintln!("rank {}: aborting mid-run (NATGRAD_FAULT_RANK)", world.rank());

@@ -15,10 +15,13 @@
 //!
 //! **`--bench`**: the gradient (forward and reverse pass) and `G v` (on a recorded pass) of W1
 //! on a batch of `--examples` (default 1000), one thread per rank. Each of `--repeats R`
-//! rounds (default 5) times, in turn, rank 0 computing the whole batch alone while the other
-//! ranks wait, then all ranks computing their shards and all-reducing; the medians over the
-//! rounds are compared. Interleaving the two puts both under the same load on a shared machine.
-//! It also times one all-reduce of the `n + 1` floats a product sends.
+//! rounds (default 5) times, in turn: rank 0 computing the whole batch alone while the other
+//! ranks wait; every rank computing its shard with no communication (the compute the ranks
+//! split; the slowest rank's time); every rank computing its shard and all-reducing
+//! (`DistributedProblem`, with the time spent inside its all-reduces); and the all-reduce of
+//! the `n` floats a product sends alone, in place and through a copy, and of the 1-float
+//! flag. The medians over the rounds are compared: interleaving puts all of them under the
+//! same load on a shared machine.
 
 use autodiff::random::random_vector;
 use autodiff::Matrix;
@@ -31,6 +34,7 @@ use curvature::{Activation, Mlp, Problem};
 use optim::hessian_free::{HessianFree, HessianFreeParams};
 use optim::{DistributedObjective, Objective, Solver};
 use rand::{rngs::StdRng, SeedableRng};
+use std::cell::Cell;
 use std::error::Error;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -151,6 +155,66 @@ fn seconds<R>(f: impl FnOnce() -> R) -> (f64, R) {
     (start.elapsed().as_secs_f64(), r)
 }
 
+/// The world, adding up the seconds spent in its all-reduces (waiting for the other ranks
+/// included): the communication inside a product.
+struct Timed<'w> {
+    world: &'w MpiWorld,
+    spent: Cell<f64>,
+}
+
+impl Timed<'_> {
+    /// The seconds spent in all-reduces since the last call.
+    fn take(&self) -> f64 {
+        self.spent.replace(0.0)
+    }
+}
+
+impl Communicator for Timed<'_> {
+    fn rank(&self) -> usize {
+        self.world.rank()
+    }
+    fn size(&self) -> usize {
+        self.world.size()
+    }
+    fn all_reduce_sum(&self, values: &mut [f64]) -> curvature::error::Result<()> {
+        let (t, r) = seconds(|| self.world.all_reduce_sum(values));
+        self.spent.set(self.spent.get() + t);
+        r
+    }
+}
+
+/// Per round, the largest of every rank's `times` (the slowest rank decides when a product
+/// is done): every rank's times, all-reduced.
+fn slowest_rank(world: &MpiWorld, times: &[f64]) -> Result<Vec<f64>, Box<dyn Error>> {
+    let (rank, size, rounds) = (world.rank(), world.size(), times.len());
+    let mut all = vec![0.0; rounds * size];
+    all[rank * rounds..(rank + 1) * rounds].copy_from_slice(times);
+    world.all_reduce_sum(&mut all)?;
+    Ok((0..rounds).map(|k| (0..size).map(|r| all[r * rounds + k]).fold(0.0, f64::max)).collect())
+}
+
+/// The medians of the bench's rounds, each round's timings taken back to back (interleaved)
+/// so that all see the same load.
+#[derive(Default)]
+struct Rounds {
+    /// Rank 0 on the whole batch (the others waiting): gradient, `G v`.
+    one_gradient: Vec<f64>,
+    one_ggn: Vec<f64>,
+    /// Every rank on its shard with no communication (the slowest rank's time).
+    compute_gradient: Vec<f64>,
+    compute_ggn: Vec<f64>,
+    /// Every rank on its shard, all-reduced (`DistributedProblem`), and the part of it spent
+    /// in all-reduces.
+    many_gradient: Vec<f64>,
+    many_ggn: Vec<f64>,
+    reduce_in_gradient: Vec<f64>,
+    reduce_in_ggn: Vec<f64>,
+    /// One all-reduce of `n` floats alone: in place, and through a copy; of the 1-float flag.
+    reduce_in_place: Vec<f64>,
+    reduce_copying: Vec<f64>,
+    reduce_flag: Vec<f64>,
+}
+
 fn bench(world: &MpiWorld, o: &Options) -> Result<(), Box<dyn Error>> {
     let mlp = w1()?;
     let n = mlp.num_params();
@@ -160,52 +224,113 @@ fn bench(world: &MpiWorld, o: &Options) -> Result<(), Box<dyn Error>> {
     let theta = initial_theta(&mlp);
     let v = random_vector(n, &mut StdRng::seed_from_u64(8));
     let whole = Problem::new(&mlp, &BernoulliLogits, &all, &all)?;
-    let distributed = DistributedProblem::new(&mlp, &BernoulliLogits, &x, &x, 1, world)?;
-    let (mut one, mut many, mut one_gv, mut many_gv, mut reduce) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let shard = Problem::new(&mlp, &BernoulliLogits, &x, &x)?;
+    let timed = Timed { world, spent: Cell::new(0.0) };
+    let distributed = DistributedProblem::new(&mlp, &BernoulliLogits, &x, &x, 1, &timed)?;
+    let mut r = Rounds::default();
+    let mut buffer = vec![1.0; n];
     for _ in 0..o.repeats {
         // Rank 0 alone on the whole batch; the others wait at the barrier.
         world.barrier();
         if world.rank() == 0 {
             let (t, g) = seconds(|| whole.at(&theta).and_then(|p| p.gradient()));
             g?;
-            one.push(t);
+            r.one_gradient.push(t);
             let pass = whole.at(&theta)?;
             let (t, gv) = seconds(|| pass.ggn_vector_product(&v));
             gv?;
-            one_gv.push(t);
+            r.one_ggn.push(t);
         }
-        // Every rank on its shard, with the all-reduce.
+        // Every rank on its shard, no communication: the compute the ranks split.
         world.barrier();
-        let (t, g) = seconds(|| distributed.at(&theta).and_then(|p| p.gradient()));
+        let (t, g) = seconds(|| shard.at(&theta).and_then(|p| p.gradient()));
         g?;
-        many.push(t);
-        let pass = distributed.at(&theta)?;
+        r.compute_gradient.push(t);
+        let pass = shard.at(&theta)?;
         world.barrier();
         let (t, gv) = seconds(|| pass.ggn_vector_product(&v));
         gv?;
-        many_gv.push(t);
-        let mut buffer = vec![1.0; n + 1];
+        r.compute_ggn.push(t);
+        drop(pass);
+        // Every rank on its shard, with the all-reduces.
         world.barrier();
-        let (t, r) = seconds(|| world.all_reduce_sum(&mut buffer));
-        r?;
-        reduce.push(t);
+        timed.take();
+        let (t, g) = seconds(|| distributed.at(&theta).and_then(|p| p.gradient()));
+        g?;
+        r.many_gradient.push(t);
+        r.reduce_in_gradient.push(timed.take());
+        let pass = distributed.at(&theta)?;
+        world.barrier();
+        timed.take();
+        let (t, gv) = seconds(|| pass.ggn_vector_product(&v));
+        gv?;
+        r.many_ggn.push(t);
+        r.reduce_in_ggn.push(timed.take());
+        drop(pass);
+        // The all-reduces alone.
+        world.barrier();
+        let (t, result) = seconds(|| world.all_reduce_sum(&mut buffer));
+        result?;
+        r.reduce_in_place.push(t);
+        world.barrier();
+        let (t, result) = seconds(|| world.all_reduce_sum_copying(&mut buffer));
+        result?;
+        r.reduce_copying.push(t);
+        world.barrier();
+        let (t, result) = seconds(|| world.all_reduce_sum(&mut [0.0]));
+        result?;
+        r.reduce_flag.push(t);
     }
+    let compute_gradient = median(slowest_rank(world, &r.compute_gradient)?);
+    let compute_ggn = median(slowest_rank(world, &r.compute_ggn)?);
     if world.rank() == 0 {
         let p = world.size();
-        let (g1, gp, v1, vp) = (median(one), median(many), median(one_gv), median(many_gv));
         println!(
-            "W1 ({n} parameters), batch {}, {p} rank(s), one thread each; medians of {} rounds:",
-            o.examples, o.repeats
+            "W1 ({n} parameters), batch {}, {p} rank(s), one thread each, all-reduce {}; \
+             medians of {} interleaved rounds:",
+            o.examples,
+            if world.sums_in_place() { "in place" } else { "through a copy" },
+            o.repeats
         );
-        println!("gradient: 1 rank {g1:.3} s, {p} ranks {gp:.3} s: speed-up {:.2}x", g1 / gp);
-        println!("G v:      1 rank {v1:.3} s, {p} ranks {vp:.3} s: speed-up {:.2}x", v1 / vp);
         println!(
-            "one all-reduce of n + 1 = {} floats ({:.1} MB), as each product sends: {:.1} ms",
-            n + 1,
-            (n + 1) as f64 * 8.0 / 1e6,
-            median(reduce) * 1e3
+            "          1 rank    {p} ranks   speed-up | compute alone (slowest rank)  | \
+             all-reduces inside"
         );
+        for (name, one, many, compute, reduce) in [
+            (
+                "gradient",
+                &r.one_gradient,
+                &r.many_gradient,
+                compute_gradient,
+                &r.reduce_in_gradient,
+            ),
+            ("G v     ", &r.one_ggn, &r.many_ggn, compute_ggn, &r.reduce_in_ggn),
+        ] {
+            let (one, many, reduce) =
+                (median(one.clone()), median(many.clone()), median(reduce.clone()));
+            println!(
+                "{name}  {one:.3} s   {many:.3} s   {:.2}x    | {compute:.3} s: would be {:.2}x | \
+                 {:.1} ms ({:.0}% of the {p}-rank time)",
+                one / many,
+                one / compute,
+                reduce * 1e3,
+                100.0 * reduce / many
+            );
+        }
+        let (in_place, copying) = (median(r.reduce_in_place), median(r.reduce_copying));
+        println!(
+            "one all-reduce of n = {n} floats ({:.1} MB) alone: {:.1} ms ({}), {:.1} ms through \
+             a copy ({:.2}x); of the 1-float flag: {:.0} µs",
+            n as f64 * 8.0 / 1e6,
+            in_place * 1e3,
+            if world.sums_in_place() { "in place" } else { "also through a copy" },
+            copying * 1e3,
+            copying / in_place,
+            median(r.reduce_flag) * 1e6
+        );
+        if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+            println!("load average at the end: {}", load.trim());
+        }
     }
     Ok(())
 }

@@ -71,8 +71,8 @@
 //! loops.
 //!
 //! **Processes**: [`distributed::DistributedProblem`] holds one rank's shard and all-reduces every
-//! product over a [`distributed::Communicator`] (MPI with the `mpi` feature), one all-reduce of
-//! `n + 1` floats per product.
+//! product over a [`distributed::Communicator`] (MPI with the `mpi` feature): per product, a
+//! 1-float all-reduce of the error flag, then one all-reduce of the `n` floats, in place.
 //!
 //! # Example
 //! ```

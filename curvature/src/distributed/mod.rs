@@ -3,18 +3,20 @@
 //! `mpi::MpiWorld`; threads of one process with [`LocalGroup`]).
 //!
 //! Every quantity of Section 3 is an average over examples, `h(θ) = (1/N) Σ_n L(y_n, f(x_n, θ))`,
-//! so the batch splits across ranks exactly as [`ShardedProblem`] splits
+//! so the batch splits across ranks exactly as [`ShardedProblem`](crate::ShardedProblem) splits
 //! it across threads: rank r computes its shard's average (on its own threads), weights it by
 //! `N_r / N` and the ranks sum. The global `N = Σ_r N_r` is all-reduced once, at construction.
 //!
-//! **Communication**: each product is one all-reduce of `n + 1` floats (`n` parameters and an
-//! error flag); the loss one of 2, the loss and gradient together one of `n + 2`. Nothing else
-//! is sent: θ and `v` are already on every rank, because every rank runs the same solver on the
-//! same (bitwise) all-reduced products.
+//! **Communication**: each product is a small all-reduce of 1 float (the error flag) followed by
+//! one all-reduce of the `n` floats of the product, in place in the product's own vector; the
+//! loss is one all-reduce of 2 floats (the flag and the loss), and the loss and gradient
+//! together 2 floats then `n`. Nothing else is sent: θ and `v` are already on every rank,
+//! because every rank runs the same solver on the same (bitwise) all-reduced products.
 //!
 //! **Failures are collective**: a rank whose local part fails (bad targets, a non-finite value)
-//! still takes part in the all-reduce, with its flag set, so every rank returns an error
-//! from the same call instead of the others waiting for it forever.
+//! still takes part in the flag's all-reduce, with its flag set, so every rank returns an error
+//! from the same call instead of the others waiting for it forever, and no rank sends the
+//! `n`-float vector for a product that failed somewhere.
 //!
 //! **Monte-Carlo Fisher**: rank r draws its shard's targets from
 //! [`monte_carlo_seed`]`(seed, r)`, so the estimate is deterministic for a given number of ranks
@@ -44,6 +46,7 @@
 mod communicator;
 #[cfg(feature = "mpi")]
 pub mod mpi;
+mod shard;
 
 pub use communicator::{Communicator, LocalGroup, SingleProcess};
 
@@ -51,9 +54,8 @@ use crate::error::{CurvatureError, Result};
 use crate::loss::PredictiveDistribution;
 use crate::model::Model;
 use crate::operator::{check_apply_lengths, CurvatureKind, LinearOperator};
-use crate::parallel::{ShardedPass, ShardedProblem};
-use crate::problem::Problem;
 use autodiff::Matrix;
+use shard::{Shard, ShardPass};
 use std::ops::Range;
 
 /// Rank `rank`'s rows of `rows` examples split over `size` ranks: contiguous ranges in rank
@@ -113,10 +115,8 @@ pub fn differences_from_rank_zero(
 /// One rank's shard of a batch, whose products are all-reduced into those of the whole batch.
 pub struct DistributedProblem<'a, M: Model> {
     model: &'a M,
-    loss: &'a dyn PredictiveDistribution,
     x: &'a Matrix<f64>,
-    y: &'a Matrix<f64>,
-    sharded: ShardedProblem<'a, M>,
+    shard: Shard<'a, M>,
     communicator: &'a dyn Communicator,
     /// `N_r / N`: this shard's share of the global batch.
     weight: f64,
@@ -124,9 +124,11 @@ pub struct DistributedProblem<'a, M: Model> {
 }
 
 impl<'a, M: Model + Sync> DistributedProblem<'a, M> {
-    /// This rank's shard `(x, y)` (at least one row), run on `threads` threads inside the rank
-    /// ([`ShardedProblem`]). Collective: every rank calls it; it all-reduces the shard sizes
-    /// once, and errors on every rank if any rank's shard is invalid.
+    /// This rank's shard `(x, y)` (at least one row), run on `threads` threads inside the rank:
+    /// a plain [`Problem`](crate::Problem) for one thread, a
+    /// [`ShardedProblem`](crate::ShardedProblem) for more (the same results to the bit for one
+    /// thread). Collective: every rank calls it; it all-reduces the shard sizes once, and errors
+    /// on every rank if any rank's shard is invalid.
     pub fn new(
         model: &'a M,
         loss: &'a dyn PredictiveDistribution,
@@ -135,20 +137,18 @@ impl<'a, M: Model + Sync> DistributedProblem<'a, M> {
         threads: usize,
         communicator: &'a dyn Communicator,
     ) -> Result<Self> {
-        let local = ShardedProblem::from_parts(model, loss, x, y, threads);
+        let local = Shard::new(model, loss, x, y, threads);
         let mut counts = [x.rows() as f64, f64::from(u8::from(local.is_err()))];
         communicator.all_reduce_sum(&mut counts)?;
-        let sharded = local.map_err(|e| rank_error(communicator, "DistributedProblem::new", e))?;
+        let shard = local.map_err(|e| rank_error(communicator, "DistributedProblem::new", e))?;
         if counts[1] > 0.0 {
             return Err(others_failed(communicator, "DistributedProblem::new", counts[1]));
         }
         let global_rows = counts[0] as usize;
         Ok(DistributedProblem {
             model,
-            loss,
             x,
-            y,
-            sharded,
+            shard,
             communicator,
             weight: x.rows() as f64 / global_rows as f64,
             global_rows,
@@ -186,19 +186,21 @@ impl<'a, M: Model + Sync> DistributedProblem<'a, M> {
                 theta.len(),
             ));
         }
-        Ok(DistributedPass { local: self.sharded.at(theta), problem: self })
+        Ok(DistributedPass { local: self.shard.at(theta), problem: self })
     }
 
-    /// `H v` of the whole batch at θ from θ alone ([`Problem::hessian_vector_product`] on the
-    /// shard), one all-reduce of `n + 1` floats.
+    /// `H v` of the whole batch at θ from θ alone
+    /// ([`Problem::hessian_vector_product`](crate::Problem::hessian_vector_product) on the
+    /// shard): the flag's all-reduce, then one of `n` floats.
     pub fn hessian_vector_product(&self, theta: &[f64], v: &[f64]) -> Result<Vec<f64>> {
-        let local = self.sharded.hessian_vector_product(theta, v);
-        self.reduce("hessian_vector_product", local, self.dim())
+        let local = self.shard.hessian_vector_product(theta, v);
+        self.reduce("DistributedProblem::hessian_vector_product", local)
     }
 
     /// The whole batch's curvature matrix of `kind` at θ as an operator whose every `apply`
-    /// is one all-reduce of `n + 1` floats. Monte-Carlo kinds draw this rank's targets from
-    /// [`monte_carlo_seed`] on one thread; the others run on the shard's threads.
+    /// is the flag's all-reduce and one of `n` floats, in place in `apply`'s output. Monte-Carlo
+    /// kinds draw this rank's targets from [`monte_carlo_seed`] on one thread; the others run
+    /// on the shard's threads.
     pub fn operator(
         &self,
         theta: &[f64],
@@ -212,38 +214,55 @@ impl<'a, M: Model + Sync> DistributedProblem<'a, M> {
             ));
         }
         let (kind, monte_carlo) = rank_kind(kind, self.communicator.rank());
-        let local = if monte_carlo {
-            let problem = Problem { model: self.model, loss: self.loss, x: self.x, y: self.y };
-            problem.at(theta).and_then(|pass| pass.into_operator(&kind))
-        } else {
-            self.sharded.at(theta).and_then(|pass| pass.into_operator(&kind))
-        };
+        let local = self.shard.operator(theta, &kind, monte_carlo);
         Ok(Box::new(DistributedOperator { local, problem: self }))
     }
 
-    /// `Σ_ranks (N_r/N) local_r` on every rank: one all-reduce of `len + 1` floats, the last
-    /// counting the ranks whose local part failed.
-    fn reduce(&self, op: &str, local: Result<Vec<f64>>, len: usize) -> Result<Vec<f64>> {
-        let mut buffer = Vec::with_capacity(len + 1);
-        let local_error = match local {
-            Ok(part) if part.len() == len => {
-                buffer.extend(part.iter().map(|p| self.weight * p));
-                None
-            }
-            Ok(part) => Some(CurvatureError::length(op, len, part.len())),
-            Err(e) => Some(e),
-        };
-        buffer.resize(len, 0.0);
-        buffer.push(f64::from(u8::from(local_error.is_some())));
-        self.communicator.all_reduce_sum(&mut buffer)?;
-        let failed = buffer.pop().unwrap_or_default();
+    /// The first, small all-reduce of every collective call: `[failed, (N_r/N) scalar]`
+    /// summed over ranks (just `[failed]` without a scalar), where `failed` counts the ranks
+    /// whose local part failed. Returns the summed scalar (0 without one), or on every rank the
+    /// error: this rank's own, or that others failed. Sent before any `n`-float vector, so a
+    /// failure costs every rank only this.
+    fn agree(
+        &self,
+        op: &str,
+        local_error: Option<CurvatureError>,
+        scalar: Option<f64>,
+    ) -> Result<f64> {
+        let flag = f64::from(u8::from(local_error.is_some()));
+        let mut small = [flag, self.weight * scalar.unwrap_or_default()];
+        let small = &mut small[..1 + usize::from(scalar.is_some())];
+        self.communicator.all_reduce_sum(small)?;
         if let Some(e) = local_error {
             return Err(rank_error(self.communicator, op, e));
         }
-        if failed > 0.0 {
-            return Err(others_failed(self.communicator, op, failed));
+        if small[0] > 0.0 {
+            return Err(others_failed(self.communicator, op, small[0]));
         }
-        Ok(buffer)
+        Ok(small.get(1).copied().unwrap_or_default())
+    }
+
+    /// `values ← Σ_ranks (N_r/N) values_r` in place: the `n`-float all-reduce of a product,
+    /// after [`agree`](Self::agree) found every rank's part.
+    fn weighted_sum_in_place(&self, values: &mut [f64]) -> Result<()> {
+        if self.weight != 1.0 {
+            values.iter_mut().for_each(|value| *value *= self.weight);
+        }
+        self.communicator.all_reduce_sum(values)
+    }
+
+    /// `Σ_ranks (N_r/N) local_r` on every rank: the flag's all-reduce, then (when every rank's
+    /// part is there) the weighted part summed in place, one all-reduce of `n` floats.
+    fn reduce(&self, op: &str, local: Result<Vec<f64>>) -> Result<Vec<f64>> {
+        let n = self.dim();
+        let (mut part, local_error) = match local {
+            Ok(part) if part.len() == n => (part, None),
+            Ok(part) => (Vec::new(), Some(CurvatureError::length(op, n, part.len()))),
+            Err(e) => (Vec::new(), Some(e)),
+        };
+        self.agree(op, local_error, None)?;
+        self.weighted_sum_in_place(&mut part)?;
+        Ok(part)
     }
 }
 
@@ -267,7 +286,7 @@ fn others_failed(communicator: &dyn Communicator, op: &str, failed: f64) -> Curv
 /// One rank's forward pass at θ; every product is all-reduced into the whole batch's.
 /// Collective: every rank calls the same products in the same order.
 pub struct DistributedPass<'p, M: Model> {
-    local: Result<ShardedPass<'p, M>>,
+    local: Result<ShardPass<'p, M>>,
     problem: &'p DistributedProblem<'p, M>,
 }
 
@@ -275,13 +294,13 @@ impl<M: Model + Sync> DistributedPass<'_, M> {
     fn product(
         &self,
         op: &str,
-        f: impl FnOnce(&ShardedPass<'_, M>) -> Result<Vec<f64>>,
+        f: impl FnOnce(&ShardPass<'_, M>) -> Result<Vec<f64>>,
     ) -> Result<Vec<f64>> {
         let local = match &self.local {
             Ok(pass) => f(pass),
             Err(e) => Err(e.clone()),
         };
-        self.problem.reduce(op, local, self.problem.dim())
+        self.problem.reduce(op, local)
     }
 
     fn check_v(&self, op: &str, v: &[f64]) -> Result<()> {
@@ -292,28 +311,36 @@ impl<M: Model + Sync> DistributedPass<'_, M> {
         Ok(())
     }
 
-    /// `h(θ)` of the whole batch (one all-reduce of 2 floats).
+    /// `h(θ)` of the whole batch (one all-reduce of 2 floats: the flag and the loss).
     pub fn loss(&self) -> Result<f64> {
         let local = match &self.local {
-            Ok(pass) => pass.loss().map(|l| vec![l]),
+            Ok(pass) => pass.loss(),
             Err(e) => Err(e.clone()),
         };
-        Ok(self.problem.reduce("DistributedPass::loss", local, 1)?[0])
+        let (loss, local_error) = match local {
+            Ok(loss) => (loss, None),
+            Err(e) => (0.0, Some(e)),
+        };
+        self.problem.agree("DistributedPass::loss", local_error, Some(loss))
     }
 
-    /// `h(θ)` and `∇h(θ)` of the whole batch in one all-reduce of `n + 2` floats.
+    /// `h(θ)` and `∇h(θ)` of the whole batch: one all-reduce of 2 floats (the flag and the
+    /// loss), then one of the `n` floats of the gradient.
     pub fn loss_and_gradient(&self) -> Result<(f64, Vec<f64>)> {
-        let n = self.problem.dim();
+        let op = "DistributedPass::loss_and_gradient";
         let local = match &self.local {
-            Ok(pass) => pass.gradient().and_then(|mut g| {
-                g.push(pass.loss()?);
-                Ok(g)
-            }),
+            Ok(pass) => pass.gradient().and_then(|g| Ok((pass.loss()?, g))),
             Err(e) => Err(e.clone()),
         };
-        let mut both = self.problem.reduce("DistributedPass::loss_and_gradient", local, n + 1)?;
-        let loss = both.pop().unwrap_or_default();
-        Ok((loss, both))
+        let n = self.problem.dim();
+        let (loss, mut gradient, local_error) = match local {
+            Ok((loss, g)) if g.len() == n => (loss, g, None),
+            Ok((_, g)) => (0.0, Vec::new(), Some(CurvatureError::length(op, n, g.len()))),
+            Err(e) => (0.0, Vec::new(), Some(e)),
+        };
+        let loss = self.problem.agree(op, local_error, Some(loss))?;
+        self.problem.weighted_sum_in_place(&mut gradient)?;
+        Ok((loss, gradient))
     }
 
     /// `∇h(θ)` (eqn 1) of the whole batch.
@@ -362,15 +389,13 @@ impl<M: Model + Sync> LinearOperator for DistributedOperator<'_, M> {
     fn apply(&self, v: &[f64], out: &mut [f64]) -> Result<()> {
         let op = "DistributedOperator::apply";
         check_apply_lengths(op, self.dim(), v, out)?;
-        let local = match &self.local {
-            Ok(operator) => {
-                let mut product = vec![0.0; self.dim()];
-                operator.apply(v, &mut product).map(|()| product)
-            }
-            Err(e) => Err(e.clone()),
+        // The local product is written straight into `out` and summed there, in place.
+        let local_error = match &self.local {
+            Ok(operator) => operator.apply(v, out).err(),
+            Err(e) => Some(e.clone()),
         };
-        out.copy_from_slice(&self.problem.reduce(op, local, self.dim())?);
-        Ok(())
+        self.problem.agree(op, local_error, None)?;
+        self.problem.weighted_sum_in_place(out)
     }
 
     fn is_symmetric(&self) -> bool {

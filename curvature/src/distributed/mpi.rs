@@ -4,10 +4,19 @@
 use super::Communicator;
 use crate::error::{CurvatureError, Result};
 use ::mpi::collective::SystemOperation;
+use ::mpi::datatype::Equivalence;
 use ::mpi::environment::Universe;
+use ::mpi::raw::AsRaw;
 use ::mpi::topology::SimpleCommunicator;
 use ::mpi::traits::{Communicator as _, CommunicatorCollectives as _};
 use std::cell::RefCell;
+use std::ffi::c_void;
+
+/// Open MPI's `MPI_IN_PLACE`: `#define MPI_IN_PLACE ((void *) 1)` in its `mpi.h` (every release
+/// from 1.x to 5.x; Debian's 4.1 included). rsmpi exposes no in-place constant, so this is
+/// used only when [`MpiWorld::initialize`] finds the library is Open MPI; other MPIs (MPICH's
+/// sentinel is `(void *) -1`) take the copying path.
+const OPEN_MPI_IN_PLACE: *const c_void = std::ptr::without_provenance(1);
 
 /// `MPI_COMM_WORLD`, initialized by [`initialize`](Self::initialize) and finalized on drop.
 ///
@@ -16,8 +25,11 @@ use std::cell::RefCell;
 pub struct MpiWorld {
     // Dropped before the universe, which finalizes MPI.
     world: SimpleCommunicator,
-    /// The send buffer, kept between calls: a fresh θ-sized buffer each time would fault in
-    /// its pages again (MPI_IN_PLACE is not in rsmpi's safe API).
+    /// Whether [`all_reduce_sum`](Communicator::all_reduce_sum) sums in place
+    /// (`MPI_IN_PLACE`, Open MPI) rather than through [`send`](Self::send).
+    in_place: bool,
+    /// The copying path's send buffer, kept between calls: a fresh θ-sized buffer each time
+    /// would fault in its pages again.
     send: RefCell<Vec<f64>>,
     _universe: Universe,
 }
@@ -28,8 +40,11 @@ impl MpiWorld {
         let universe = ::mpi::initialize().ok_or_else(|| {
             CurvatureError::invalid("MpiWorld::initialize", "MPI is already initialized")
         })?;
+        let in_place = ::mpi::environment::library_version()
+            .is_ok_and(|version| version.starts_with("Open MPI"));
         Ok(MpiWorld {
             world: universe.world(),
+            in_place,
             send: RefCell::new(Vec::new()),
             _universe: universe,
         })
@@ -45,6 +60,32 @@ impl MpiWorld {
     pub fn barrier(&self) {
         self.world.barrier();
     }
+
+    /// Whether [`all_reduce_sum`](Communicator::all_reduce_sum) sums in place (`MPI_IN_PLACE`,
+    /// with Open MPI) instead of copying `values` into a send buffer first.
+    pub fn sums_in_place(&self) -> bool {
+        self.in_place
+    }
+
+    /// `values ← Σ_ranks values` through a copy: `values` is copied into a send buffer kept
+    /// between calls and `MPI_Allreduce` writes the sum back into `values`. The path
+    /// [`all_reduce_sum`](Communicator::all_reduce_sum) takes when the MPI library is not
+    /// Open MPI; public so that the two can be compared (they give the same bits).
+    pub fn all_reduce_sum_copying(&self, values: &mut [f64]) -> Result<()> {
+        check_count("MpiWorld::all_reduce_sum_copying", values.len())?;
+        let mut send = self.send.borrow_mut();
+        send.clear();
+        send.extend_from_slice(values);
+        self.world.all_reduce_into(&send[..], values, SystemOperation::sum());
+        Ok(())
+    }
+}
+
+/// MPI counts are C `int`s.
+fn check_count(op: &str, count: usize) -> Result<i32> {
+    i32::try_from(count).map_err(|_| {
+        CurvatureError::invalid(op, format!("{count} values exceed MPI's count limit {}", i32::MAX))
+    })
 }
 
 impl Communicator for MpiWorld {
@@ -56,21 +97,39 @@ impl Communicator for MpiWorld {
         self.world.size() as usize
     }
 
-    /// `MPI_Allreduce` with `MPI_SUM` on doubles. Open MPI's algorithms hand every rank the same
-    /// bits (pairwise sums are commutative in IEEE arithmetic, and the ring algorithm reduces
-    /// each piece once and broadcasts it); the `distributed_check` example checks that θ stays
-    /// bitwise identical on every rank.
+    /// `MPI_Allreduce` with `MPI_SUM` on doubles, in place (`MPI_IN_PLACE` as the send buffer)
+    /// with Open MPI, else through [`all_reduce_sum_copying`](MpiWorld::all_reduce_sum_copying).
+    /// Open MPI's algorithms hand every rank the same bits (pairwise sums are commutative in
+    /// IEEE arithmetic, and the ring algorithm reduces each piece once and broadcasts it); the
+    /// `distributed_check` example checks that θ stays bitwise identical on every rank.
     fn all_reduce_sum(&self, values: &mut [f64]) -> Result<()> {
-        if values.len() > i32::MAX as usize {
-            return Err(CurvatureError::invalid(
-                "MpiWorld::all_reduce_sum",
-                format!("{} values exceed MPI's count limit {}", values.len(), i32::MAX),
-            ));
+        let op = "MpiWorld::all_reduce_sum";
+        let count = check_count(op, values.len())?;
+        if !self.in_place {
+            return self.all_reduce_sum_copying(values);
         }
-        let mut send = self.send.borrow_mut();
-        send.clear();
-        send.extend_from_slice(values);
-        self.world.all_reduce_into(&send[..], values, SystemOperation::sum());
+        // SAFETY: `in_place` holds only when the library in this process is Open MPI, whose
+        // `MPI_IN_PLACE` is `(void *) 1`; with it as the send buffer, MPI reads this rank's
+        // contribution from the receive buffer and overwrites it with the sum (MPI 3.1,
+        // §5.9.6). The receive buffer is `values`: `count` = `values.len()` valid, initialized
+        // doubles that we borrow mutably for the whole (blocking) call, so nothing else reads
+        // or writes them meanwhile. The datatype (`MPI_DOUBLE` for f64), the operation
+        // (`MPI_SUM`) and the communicator are rsmpi's live handles.
+        let status = unsafe {
+            ::mpi::ffi::MPI_Allreduce(
+                OPEN_MPI_IN_PLACE,
+                values.as_mut_ptr().cast::<c_void>(),
+                count,
+                f64::equivalent_datatype().as_raw(),
+                SystemOperation::sum().as_raw(),
+                self.world.as_raw(),
+            )
+        };
+        // With MPI's default error handler a failure ends the job before this returns; this
+        // is for a handler that returns codes.
+        if status != ::mpi::ffi::MPI_SUCCESS as i32 {
+            return Err(CurvatureError::invalid(op, format!("MPI_Allreduce returned {status}")));
+        }
         Ok(())
     }
 }

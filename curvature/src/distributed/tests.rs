@@ -5,6 +5,7 @@
 use super::*;
 use crate::loss;
 use crate::model::{Activation, Mlp};
+use crate::{Problem, ShardedProblem};
 use autodiff::random::{random_matrix, random_vector};
 use rand::{rngs::StdRng, SeedableRng};
 use std::thread;
@@ -49,11 +50,18 @@ fn setup(batch: usize) -> Setup {
     Setup { mlp, x, y, theta, v }
 }
 
-/// Every product on 3 ranks with uneven shards (11 = 4 + 4 + 3 rows, two threads inside each
-/// rank) equals the whole batch's on one `Problem` to 1e-12, and is bitwise the same on every
-/// rank (the solvers' iterates stay identical only then).
+/// Every product on 3 ranks with uneven shards (11 = 4 + 4 + 3 rows; one thread inside each
+/// rank, a plain `Problem`, and two, a `ShardedProblem`) equals the whole batch's on one
+/// `Problem` to 1e-12, and is bitwise the same on every rank (the solvers' iterates stay
+/// identical only then).
 #[test]
 fn products_on_uneven_shards_equal_the_whole_batch() {
+    for threads in [1, 2] {
+        products_on_uneven_shards_equal_the_whole_batch_with(threads);
+    }
+}
+
+fn products_on_uneven_shards_equal_the_whole_batch_with(threads: usize) {
     let s = setup(11);
     let loss = &loss::SoftmaxCrossEntropy;
     let whole = Problem::new(&s.mlp, loss, &s.x, &s.y).unwrap();
@@ -78,7 +86,7 @@ fn products_on_uneven_shards_equal_the_whole_batch() {
     let got = on_ranks(3, |c| {
         let range = shard_range(11, c.rank(), c.size());
         let (x, y) = (rows(&s.x, range.clone()), rows(&s.y, range));
-        let problem = DistributedProblem::new(&s.mlp, loss, &x, &y, 2, c).unwrap();
+        let problem = DistributedProblem::new(&s.mlp, loss, &x, &y, threads, c).unwrap();
         assert_eq!((problem.local_rows(), problem.global_rows()), ([4, 4, 3][c.rank()], 11));
         let pass = problem.at(&s.theta).unwrap();
         let (l, g) = pass.loss_and_gradient().unwrap();
@@ -102,10 +110,137 @@ fn products_on_uneven_shards_equal_the_whole_batch() {
         ]
     });
     for rank in &got {
-        assert_eq!(rank, &got[0], "ranks disagree");
+        assert_eq!(rank, &got[0], "ranks disagree ({threads} thread(s) per rank)");
         for ((what, want), got) in want.iter().zip(rank) {
-            assert_close(what, got, want);
+            assert_close(&format!("{what} ({threads} thread(s) per rank)"), got, want);
         }
+    }
+}
+
+/// A rank on one thread runs a plain `Problem` on its shard; the results are the same bits as
+/// a one-block `ShardedProblem` of the shard (the earlier path), weighted and summed the same
+/// way over 2 ranks.
+#[test]
+fn one_thread_per_rank_gives_the_bits_of_a_one_block_sharded_problem() {
+    let s = setup(9);
+    let loss = &loss::SoftmaxCrossEntropy;
+    let block_ggn = CurvatureKind::BlockDiagonal(Box::new(CurvatureKind::Ggn));
+    let results = on_ranks(2, |c| {
+        let range = shard_range(9, c.rank(), c.size());
+        let weight = range.len() as f64 / 9.0;
+        let (x, y) = (rows(&s.x, range.clone()), rows(&s.y, range));
+        let problem = DistributedProblem::new(&s.mlp, loss, &x, &y, 1, c).unwrap();
+        let pass = problem.at(&s.theta).unwrap();
+        let mut operator_product = vec![0.0; s.v.len()];
+        let operator = problem.operator(&s.theta, &block_ggn).unwrap();
+        operator.apply(&s.v, &mut operator_product).unwrap();
+        let got = vec![
+            vec![pass.loss().unwrap()],
+            pass.gradient().unwrap(),
+            pass.ggn_vector_product(&s.v).unwrap(),
+            pass.fisher_vector_product(&s.v).unwrap(),
+            pass.empirical_fisher_vector_product(&s.v).unwrap(),
+            pass.hessian_vector_product(&s.v).unwrap(),
+            problem.hessian_vector_product(&s.theta, &s.v).unwrap(),
+            operator_product,
+        ];
+        // The earlier path: a one-block ShardedProblem, `N_r/N` times its part, summed.
+        let sharded = ShardedProblem::from_parts(&s.mlp, loss, &x, &y, 1).unwrap();
+        let sharded_pass = sharded.at(&s.theta).unwrap();
+        let mut operator_product = vec![0.0; s.v.len()];
+        let operator = sharded.at(&s.theta).unwrap().into_operator(&block_ggn).unwrap();
+        operator.apply(&s.v, &mut operator_product).unwrap();
+        let parts = vec![
+            vec![sharded_pass.loss().unwrap()],
+            sharded_pass.gradient().unwrap(),
+            sharded_pass.ggn_vector_product(&s.v).unwrap(),
+            sharded_pass.fisher_vector_product(&s.v).unwrap(),
+            sharded_pass.empirical_fisher_vector_product(&s.v).unwrap(),
+            sharded_pass.hessian_vector_product(&s.v).unwrap(),
+            sharded.hessian_vector_product(&s.theta, &s.v).unwrap(),
+            operator_product,
+        ];
+        let want: Vec<Vec<f64>> = parts
+            .into_iter()
+            .map(|mut part| {
+                part.iter_mut().for_each(|p| *p *= weight);
+                c.all_reduce_sum(&mut part).unwrap();
+                part
+            })
+            .collect();
+        (got, want)
+    });
+    for (got, want) in &results {
+        for (k, (g, w)) in got.iter().zip(want).enumerate() {
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(g), bits(w), "quantity {k}");
+        }
+    }
+}
+
+/// A communicator that records the length of every all-reduce it passes on.
+struct Recording<'c> {
+    inner: &'c LocalGroup,
+    lengths: std::cell::RefCell<Vec<usize>>,
+}
+
+impl Communicator for Recording<'_> {
+    fn rank(&self) -> usize {
+        self.inner.rank()
+    }
+    fn size(&self) -> usize {
+        self.inner.size()
+    }
+    fn all_reduce_sum(&self, values: &mut [f64]) -> Result<()> {
+        self.lengths.borrow_mut().push(values.len());
+        self.inner.all_reduce_sum(values)
+    }
+}
+
+/// What each call sends: the flag (1 float; with the loss, 2) first, then the `n` floats of
+/// the product, and nothing of `n` floats when a rank's part failed.
+#[test]
+fn the_flag_goes_first_and_a_failure_sends_no_vector() {
+    let s = setup(8);
+    let loss = &loss::SoftmaxCrossEntropy;
+    let n = s.mlp.num_params();
+    let lengths = on_ranks(2, |c| {
+        let recording = Recording { inner: c, lengths: Default::default() };
+        let range = shard_range(8, c.rank(), c.size());
+        let (x, y) = (rows(&s.x, range.clone()), rows(&s.y, range));
+        let problem = DistributedProblem::new(&s.mlp, loss, &x, &y, 1, &recording).unwrap();
+        let taken = || std::mem::take(&mut *recording.lengths.borrow_mut());
+        taken();
+        let pass = problem.at(&s.theta).unwrap();
+        let mut out = vec![0.0; n];
+        pass.loss().unwrap();
+        let loss_lengths = taken();
+        pass.loss_and_gradient().unwrap();
+        let both_lengths = taken();
+        pass.ggn_vector_product(&s.v).unwrap();
+        let product_lengths = taken();
+        let operator = problem.operator(&s.theta, &CurvatureKind::Ggn).unwrap();
+        operator.apply(&s.v, &mut out).unwrap();
+        let operator_lengths = taken();
+        // A NaN in rank 1's θ: its pass fails, and every rank stops after the flag.
+        let mut theta = s.theta.clone();
+        if c.rank() == 1 {
+            theta[0] = f64::NAN;
+        }
+        let failing = problem.at(&theta).unwrap();
+        assert!(failing.gradient().is_err());
+        assert!(failing.loss_and_gradient().is_err());
+        let failing_operator = problem.operator(&theta, &CurvatureKind::Ggn).unwrap();
+        assert!(failing_operator.apply(&s.v, &mut out).is_err());
+        let failure_lengths = taken();
+        [loss_lengths, both_lengths, product_lengths, operator_lengths, failure_lengths]
+    });
+    for rank in &lengths {
+        assert_eq!(rank[0], vec![2], "loss");
+        assert_eq!(rank[1], vec![2, n], "loss and gradient");
+        assert_eq!(rank[2], vec![1, n], "G v");
+        assert_eq!(rank[3], vec![1, n], "operator");
+        assert_eq!(rank[4], vec![1, 2, 1], "failures: the flag alone");
     }
 }
 
