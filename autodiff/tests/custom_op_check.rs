@@ -62,7 +62,11 @@ impl<T: Scalar> CustomOp<T> for ProductPlusCube {
         let db = Matrix::from_fn(a.rows(), a.cols(), |i, j| cotangent[(i, j)] * a[(i, j)] * off);
         Ok(if self.0 == Fault::VjpCount { vec![da] } else { vec![da, db] })
     }
-    fn jacobian_vector_product(&self, inputs: &[&Matrix<T>], tangents: &[&Matrix<T>]) -> Result<Matrix<T>> {
+    fn jacobian_vector_product(
+        &self,
+        inputs: &[&Matrix<T>],
+        tangents: &[&Matrix<T>],
+    ) -> Result<Matrix<T>> {
         let (a, b) = (inputs[0], inputs[1]);
         let (da, db) = (tangents[0], tangents[1]);
         if self.0 == Fault::JvpShape {
@@ -169,7 +173,11 @@ impl CustomOp<f64> for FastPathCube {
     ) -> Result<Vec<Matrix<f64>>> {
         Ok(vec![cube_tangent(inputs[0], c)])
     }
-    fn jacobian_vector_product(&self, inputs: &[&Matrix<f64>], tangents: &[&Matrix<f64>]) -> Result<Matrix<f64>> {
+    fn jacobian_vector_product(
+        &self,
+        inputs: &[&Matrix<f64>],
+        tangents: &[&Matrix<f64>],
+    ) -> Result<Matrix<f64>> {
         Ok(cube_tangent(inputs[0], tangents[0]))
     }
 }
