@@ -304,7 +304,36 @@ mod tests {
         assert!(d < 1e-14, "Σ_i C_i v vs C v: {d:e}");
     }
 
-    /// A layer whose declared weights run past θ is an error naming it, not a slice panic.
+    /// The fused `H v` of a recorded pass on the same shared-weight residual model: its dense
+    /// matrix equals the dense Hessian of the objective on the tape (1e-12 of the largest
+    /// entry), and each product equals the pass's dual `H v` (1e-12 relative).
+    #[test]
+    fn fused_hessian_with_a_shared_weight_block_and_a_residual_matches_the_dense_hessian() {
+        let mut rng = StdRng::seed_from_u64(19);
+        let x = random_matrix(5, 3, &mut rng);
+        let y = random_matrix(5, 2, &mut rng);
+        let theta: Vec<f64> = random_vector(50, &mut rng).iter().map(|t| 0.8 * t).collect();
+        let model = SharedResidual::default();
+        let reference = autodiff::modes::dense_hessian(
+            &SquaredErrorObjective { model: &model, x: &x, y: &y },
+            &theta,
+        )
+        .unwrap();
+        let problem = Problem::new(&model, &SquaredError, &x, &y).unwrap();
+        let pass = problem.at(&theta).unwrap();
+        let fused = FnOperator::new(50, |v| pass.hessian_vector_product(v)).to_dense().unwrap();
+        let d = max_rel_diff(&fused, &reference);
+        assert!(d < 1e-12, "fused H vs dense Hessian: {d:e}");
+        let v = random_vector(50, &mut rng);
+        let d = max_rel_diff(
+            &Matrix::column(pass.hessian_vector_product(&v).unwrap()),
+            &Matrix::column(pass.dual_hessian_vector_product(&v).unwrap()),
+        );
+        assert!(d < 1e-12, "fused vs dual H v: {d:e}");
+    }
+
+    /// A layer whose declared weights run past θ is an error naming it, not a slice panic;
+    /// `H v` then takes the dual path (it reads `forward`, not the layers) and still works.
     #[test]
     fn weights_outside_theta_are_an_error_naming_the_layer() {
         let mut rng = StdRng::seed_from_u64(5);
@@ -326,5 +355,7 @@ mod tests {
                 "{text}"
             );
         }
+        let hv = pass.hessian_vector_product(&v).unwrap();
+        assert_eq!(hv, pass.dual_hessian_vector_product(&v).unwrap());
     }
 }
