@@ -156,7 +156,8 @@ impl<M: Model> ForwardPass<'_, M> {
     /// The tangent sweep is the R-op forward `ṡ_i = W_i ȧ_{i-1} + V_i a_{i-1} + v_{b_i}`,
     /// `ȧ_i = φ_i'(s_i) ṡ_i`, reusing the recorded `s_i`, `a_i`; the reverse sweep is seeded with
     /// `H_L J v / N` at `z`, `∇_{s_i}h · V_i` at each `a_{i-1}` that depends on θ (`Cᵀ v`) and
-    /// `∇_{a_i}h ⊙ φ_i''(s_i) ⊙ ṡ_i` at each `s_i` (the activation term), where `∇_{s_i}h` and
+    /// `∇_{a_i}h ⊙ φ_i''(s_i) ⊙ ṡ_i` at each `s_i` (the activation term, `φ_i''` from the recorded
+    /// `a_i` where it can: [`Nonlinearity::curvature_product_with_output`](crate::model::Nonlinearity::curvature_product_with_output)), where `∇_{s_i}h` and
     /// `∇_{a_i}h` are the adjoints of the gradient's reverse sweep, cached by the pass. `C v`
     /// adds the outer products `∇_{s_i}hᵀ ȧ_{i-1}` into `W_i`'s rows.
     ///
@@ -226,10 +227,13 @@ impl<M: Model> ForwardPass<'_, M> {
             let s_var = self.node_var(l.s);
             let (rows, cols) = (s_var.shape().rows, s_var.shape().cols);
             let s_values = self.tape().value_ref(s_var)?;
+            let a_values = self.tape().value_ref(self.node_var(l.a))?;
             let mut seed = Matrix::zeros(rows, cols);
             for r in 0..rows {
-                l.activation.curvature_product(
-                    &s_values[r * cols..(r + 1) * cols],
+                let row = r * cols..(r + 1) * cols;
+                l.activation.curvature_product_with_output(
+                    &s_values[row.clone()],
+                    &a_values[row],
                     g_a.row(r),
                     s_dot.row(r),
                     seed.row_mut(r),
