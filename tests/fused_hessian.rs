@@ -40,11 +40,18 @@ const HIDDEN: [Activation; 5] = [
     Activation::Softplus,
 ];
 
+/// A network, its loss, a batch `(x, y)`, θ and a description for failure messages.
+struct Case {
+    mlp: Mlp,
+    loss: Box<dyn PredictiveDistribution>,
+    x: Matrix<f64>,
+    y: Matrix<f64>,
+    theta: Vec<f64>,
+    label: String,
+}
+
 /// A random MLP whose output layer fits `loss_name`, a batch with valid targets and θ.
-fn random_case(
-    rng: &mut StdRng,
-    loss_name: &str,
-) -> (Mlp, Box<dyn PredictiveDistribution>, Matrix<f64>, Matrix<f64>, Vec<f64>, String) {
+fn random_case(rng: &mut StdRng, loss_name: &str) -> Case {
     let loss = loss::by_name(loss_name).expect("known loss");
     let out_dim = match loss_name {
         "gaussian_mean_logvar" | "gaussian_natural" => 2 * rng.random_range(1..=2),
@@ -78,7 +85,7 @@ fn random_case(
     };
     let y = loss::sample_targets(loss.as_ref(), &z, rng).unwrap();
     let label = format!("sizes {sizes:?}, activations {activations:?}, loss {loss_name}");
-    (mlp, loss, x, y, theta, label)
+    Case { mlp, loss, x, y, theta, label }
 }
 
 /// Random MLPs (identity, tanh, logistic, ReLU, softplus hidden layers; softmax and softplus
@@ -90,7 +97,7 @@ fn fused_hessian_vector_products_match_the_dual_pass_on_random_networks() {
     fn prop(seed: u64, loss_pick: u8) -> TestResult {
         let mut rng = StdRng::seed_from_u64(seed);
         let loss_name = loss::NAMES[loss_pick as usize % loss::NAMES.len()];
-        let (mlp, loss, x, y, theta, label) = random_case(&mut rng, loss_name);
+        let Case { mlp, loss, x, y, theta, label } = random_case(&mut rng, loss_name);
         let problem = Problem::new(&mlp, loss.as_ref(), &x, &y).unwrap();
         let pass = problem.at(&theta).unwrap();
         for _ in 0..3 {

@@ -6,7 +6,10 @@
 //! ≤ 25 fresh `H v`s of time. Also printed: the same ratio in units of the pass's own `H v`
 //! (the products' share; the rest is the pass, the reorthogonalization (`O(m² n)`) and the
 //! 24×24 tridiagonal eigenproblem), the 20-step run (the fewest steps for k = 20), how many
-//! Ritz pairs converge at each, and the eigenvalues against Lanczos on fresh passes.
+//! Ritz pairs converge at each, and the eigenvalues against Lanczos on fresh passes. A last
+//! line times one `H v` on a recorded pass (fused for this layered MLP: a tangent and a reverse
+//! sweep over the pass's tape) and the same pass's dual `H v`, each ÷ fresh `H v`, beside
+//! their FLOP floors.
 
 use curvature::spectra::{lanczos, Lanczos, LanczosParams, Which};
 use curvature::{FnOperator, Mlp, Problem};
