@@ -98,7 +98,10 @@ fn check_decomposition(case: &Case) -> Result<(), String> {
     let problem = Problem::new(&case.mlp, case.loss.as_ref(), &case.x, &case.y).unwrap();
     let pass = problem.at(&case.theta).unwrap();
     let n = case.mlp.num_params();
-    let h = pass.hessian().to_dense().unwrap();
+    // H from the dual pass of `forward` (independent of the layers and of the four terms); the
+    // pass's own `hessian()` is fused (the sum of the four terms in one pair of sweeps).
+    let h = FnOperator::new(n, |v| pass.dual_hessian_vector_product(v)).to_dense().unwrap();
+    let fused = pass.hessian().to_dense().unwrap();
     let g = pass.ggn().to_dense().unwrap();
     let residual = FnOperator::new(n, |v| pass.ggn_residual_vector_product(v)).to_dense().unwrap();
     let c = FnOperator::new(n, |v| pass.c_vector_product(v, None)).to_dense().unwrap();
@@ -109,6 +112,10 @@ fn check_decomposition(case: &Case) -> Result<(), String> {
     let d = rel_diff(&h, &h.transpose());
     if d > EXACT {
         return Err(format!("{l}: H not symmetric ({d:e})"));
+    }
+    let d = rel_diff(&fused, &h);
+    if d > EXACT {
+        return Err(format!("{l}: fused H ≠ dual H ({d:e})"));
     }
     let d = rel_diff(&h, &add(&[&g, &residual]));
     if d > EXACT {

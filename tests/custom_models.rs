@@ -2,7 +2,8 @@
 //! width whose hidden layers may reuse an earlier layer's weight block, add a residual
 //! connection, and use a user-defined nonlinearity. For each, `check_model` passes and
 //! `H = G + C + Cᵀ + activation term` holds term by term (`check_hessian_decomposition`, whose
-//! reference `H` comes from a dual pass that shares no code with the decomposition).
+//! reference `H` comes from a dual pass that shares no code with the decomposition), and the
+//! pass's fused `H v` equals its dual `H v`.
 
 use autodiff::random::{random_matrix, random_vector};
 use autodiff::{Matrix, Scalar, Tape, Var};
@@ -194,6 +195,19 @@ fn tied_residual_networks_with_a_users_nonlinearity_decompose_exactly() {
         let report = verify::check_hessian_decomposition(&problem, &theta, 1e-10).unwrap();
         if !report.passed() {
             return TestResult::error(format!("{label}\n{report}"));
+        }
+        // The pass's fused `H v` (tangent + reverse sweep over the recorded tape, shared
+        // weights and residual inputs included) against its dual `H v`, to 1e-12 relative.
+        let pass = problem.at(&theta).unwrap();
+        for _ in 0..2 {
+            let v = random_vector(model.n, &mut rng);
+            let fused = pass.hessian_vector_product(&v).unwrap();
+            let dual = pass.dual_hessian_vector_product(&v).unwrap();
+            let scale = dual.iter().chain(&fused).fold(1e-300_f64, |m, x| m.max(x.abs()));
+            let d = fused.iter().zip(&dual).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            if d > 1e-12 * scale {
+                return TestResult::error(format!("{label}: fused vs dual H v {:e}", d / scale));
+            }
         }
         TestResult::passed()
     }

@@ -47,10 +47,13 @@
 //! **Costs** (in passes over the network): the gradient is one forward and one reverse sweep;
 //! `G v`, `F v`, `F̄ v` and the MC Fisher are a tangent sweep plus a reverse sweep over the cached
 //! forward pass; `H v` is a forward and a reverse sweep on dual numbers
-//! ([`Problem::hessian_vector_product`] needs no `f64` pass at all). No product loops over
-//! examples or parameters. Counting matrix-product FLOPs with `F` a forward pass and `F₁` its
-//! first layer: the gradient, `J v` and `Jᵀ u` cost `3F − F₁`, `G v`/`F v`/`F̄ v` from θ
-//! `5F − 2F₁` (`4F − 2F₁` on a recorded pass), `H v` `8F − 5F₁` (its reverse sweep skips the gradient, [`autodiff::Tape::backward_tangents`]).
+//! ([`Problem::hessian_vector_product`] needs no `f64` pass at all), or, on the recorded pass of
+//! a layered model, a tangent and a reverse sweep over it (fused: the Section 8.1.2 terms).
+//! No product loops over examples or parameters. Counting matrix-product FLOPs with `F` a
+//! forward pass and `F₁` its first layer: the gradient, `J v` and `Jᵀ u` cost `3F − F₁`,
+//! `G v`/`F v`/`F̄ v` from θ `5F − 2F₁` (`4F − 2F₁` on a recorded pass), `H v` `8F − 5F₁` (its
+//! reverse sweep skips the gradient, [`autodiff::Tape::backward_tangents`]; `6F − 4F₁` fused on
+//! a recorded pass of a layered model, [`ForwardPass::hessian_vector_product`]).
 //!
 //! **Threads**: every quantity is a sum over examples, so [`ShardedProblem`] splits the batch
 //! into row blocks and runs each product on one thread per block, exactly (the blocks only

@@ -10,7 +10,7 @@
 //! | `G v = mean Jᵀ H_L J v` | eqn 5 | tangent sweep + backward |
 //! | `F v = mean Jᵀ F_R J v` | eqn 7 | tangent sweep + backward |
 //! | MC Fisher, empirical Fisher `F̄ v` | Sec 11 | tangent sweep + backward |
-//! | `H v` | eqn 6 | 1 dual forward + 1 dual backward (fresh tape) |
+//! | `H v` | eqn 6 | layered model: 1 tangent sweep + 1 backward (fused, Sec 8.1.2); otherwise 1 dual forward + 1 dual backward (fresh tape) |
 //! | eqn 6 residual `Σ_j [∇_z L]_j H_{[f]_j} v` | eqn 6 | 1 dual forward + 1 dual backward |
 
 use crate::checks::{check_finite, copy_checked, finite_checks_enabled};
@@ -402,9 +402,28 @@ impl<'a, M: Model> ForwardPass<'a, M> {
         check_result("empirical_fisher_vector_product", g)
     }
 
-    /// `H v` for the objective (eqn 6), exact: a forward pass on duals with tangent `v` and a
-    /// reverse sweep over that dual tape, seeded at `z` with `∇_z h + (H_L J v)/N ε`.
+    /// `H v` for the objective (eqn 6), exact. For a layered model
+    /// ([`Model::forward_layers`]) it is fused on the recorded pass: one tangent sweep and one
+    /// reverse sweep over this pass's tape, reusing its forward values and the gradient's
+    /// adjoints, summing the Section 8.1.2 terms `G v + C v + Cᵀ v +` activation term (about
+    /// `6F − 4F₁` matrix-product FLOPs, `F` those of one forward pass and `F₁` its first
+    /// layer's). It then trusts the layers as the other products do (see
+    /// [`Model::forward_layers`]; [`verify::check_hessian_decomposition`](crate::verify::check_hessian_decomposition)
+    /// compares it with the dual product). Otherwise, and for layers whose declared weights
+    /// do not fit θ, it is [`dual_hessian_vector_product`](Self::dual_hessian_vector_product).
     pub fn hessian_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
+        match self.fused_hessian_vector_product(v) {
+            Some(result) => result,
+            None => self.dual_hessian_vector_product(v),
+        }
+    }
+
+    /// `H v` for the objective (eqn 6) from `forward` alone, for any model: a forward pass on
+    /// duals with tangent `v` and a reverse sweep over that dual tape, seeded at `z` with
+    /// `∇_z h + (H_L J v)/N ε` (`∇_z h` cached by the pass). The reference for the fused
+    /// [`hessian_vector_product`](Self::hessian_vector_product) of layered models (about
+    /// `8F − 5F₁` matrix-product FLOPs).
+    pub fn dual_hessian_vector_product(&self, v: &[f64]) -> Result<Vec<f64>> {
         self.second_order_product("hessian_vector_product", v, true)
     }
 
@@ -449,6 +468,11 @@ impl<'a, M: Model> ForwardPass<'a, M> {
 
     pub(crate) fn theta_node(&self) -> usize {
         self.theta_node
+    }
+
+    /// The node of the output `z` on the cached tape.
+    pub(crate) fn output_node(&self) -> usize {
+        self.z_node
     }
 }
 

@@ -6,7 +6,10 @@
 //! ≤ 25 fresh `H v`s of time. Also printed: the same ratio in units of the pass's own `H v`
 //! (the products' share; the rest is the pass, the reorthogonalization (`O(m² n)`) and the
 //! 24×24 tridiagonal eigenproblem), the 20-step run (the fewest steps for k = 20), how many
-//! Ritz pairs converge at each, and the eigenvalues against Lanczos on fresh passes.
+//! Ritz pairs converge at each, and the eigenvalues against Lanczos on fresh passes. A last
+//! line times one `H v` on a recorded pass (fused for this layered MLP: a tangent and a reverse
+//! sweep over the pass's tape) and the same pass's dual `H v`, each ÷ fresh `H v`, beside
+//! their FLOP floors.
 
 use curvature::spectra::{lanczos, Lanczos, LanczosParams, Which};
 use curvature::{FnOperator, Mlp, Problem};
@@ -103,6 +106,29 @@ pub fn lanczos_row(problem: &Problem<'_, Mlp>, theta: &[f64], v: &[f64], runs: u
             &mut || drop(black_box(lanczos(&diagonal, &params))),
         );
 
+    // `H v` on a recorded pass (fused for this layered MLP; the pass and its gradient's
+    // adjoints computed once before timing) and the same pass's dual `H v`, each ÷ fresh `H v`.
+    let mut pass_dual_product = || drop(black_box(pass.dual_hessian_vector_product(v)));
+    let repeated = |product: &mut dyn FnMut()| {
+        super::timing::paired_ratio(
+            runs,
+            &mut || {
+                for _ in 0..HV_PER_PAIR {
+                    fresh_product();
+                }
+            },
+            &mut || {
+                for _ in 0..HV_PER_PAIR {
+                    product();
+                }
+            },
+        )
+    };
+    let pass_over_fresh = repeated(&mut pass_product);
+    let pass_dual_over_fresh = repeated(&mut pass_dual_product);
+    let (f, f1) = super::flops::mlp_forward_flops(problem.model.sizes(), problem.x.rows());
+    let floor = |op: &str| super::flops::op_flops(op, f, f1) / super::flops::op_flops("hvp", f, f1);
+
     let (converged_full, worst_full) = converged(&result);
     let (converged_short, worst_short) = converged(&short);
     println!(
@@ -119,7 +145,17 @@ pub fn lanczos_row(problem: &Problem<'_, Mlp>, theta: &[f64], v: &[f64], runs: u
          without its products ({STEPS} steps on a diagonal operator of the same dimension) ÷ \
          fresh H v*: {bookkeeping:.2}"
     );
+    println!(
+        "H v on a recorded pass (fused: one tangent + one reverse sweep over the pass's tape) ÷ \
+         fresh H v*: {pass_over_fresh:.3} (FLOP floor 6F−4F₁ ÷ 8F−5F₁ = {:.3}); the same pass's \
+         dual H v ÷ fresh H v*: {pass_dual_over_fresh:.3} (floor {:.3})",
+        floor("hvp_recorded_pass"),
+        floor("hvp_recorded_pass_dual"),
+    );
     format!(
+        "{{\"workload\":\"w2\",\"op\":\"hvp_recorded_pass\",\"threads\":1,\"paired_ratio_to_hvp\":{pass_over_fresh:e},\"dual_paired_ratio_to_hvp\":{pass_dual_over_fresh:e},\"flop_floor_ratio\":{:e}}},\n",
+        floor("hvp_recorded_pass"),
+    ) + &format!(
         "{{\"workload\":\"w2\",\"op\":\"lanczos_k20\",\"threads\":1,\"steps\":{STEPS},\"paired_ratio_to_hvp\":{ratio:e},\"paired_ratio_to_pass_hvp\":{ratio_pass:e},\"converged\":{converged_full},\"steps_20_paired_ratio_to_hvp\":{ratio_short:e},\"steps_20_converged\":{converged_short},\"bookkeeping_ratio_to_hvp\":{bookkeeping:e}}}"
     )
 }

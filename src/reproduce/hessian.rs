@@ -24,7 +24,9 @@ fn terms(mlp: &Mlp, seed: u64) -> Result<[Matrix<f64>; 4], Error> {
     let theta = random_vector(mlp.num_params(), &mut rng);
     let pass = problem.at(&theta)?;
     let n = mlp.num_params();
-    let h = pass.hessian().to_dense()?;
+    // H by the dual pass of `forward` (the pass's own `H v` of this layered MLP is fused from
+    // the same four terms, which would make the identity below hold by construction).
+    let h = FnOperator::new(n, |v| pass.dual_hessian_vector_product(v)).to_dense()?;
     let g = pass.ggn().to_dense()?;
     let c = FnOperator::new(n, |v| pass.c_vector_product(v, None)).to_dense()?;
     let c_sym = Matrix::from_fn(n, n, |i, j| c[(i, j)] + c[(j, i)]);

@@ -33,6 +33,22 @@ pub trait Nonlinearity: fmt::Debug + Send + Sync {
     /// (with `c = ∇_{a} L` held fixed) applied to `u`; `c ⊙ φ''(s) ⊙ u` when elementwise.
     fn curvature_product(&self, s: &[f64], c: &[f64], u: &[f64], out: &mut [f64]);
 
+    /// [`curvature_product`](Self::curvature_product) given also the recorded output
+    /// `a = φ(s)` of the same example, which a nonlinearity may use to avoid recomputing φ
+    /// (tanh: `φ'' = −2a(1 − a²)`). Default: ignores `a`. Used by the fused `H v` of a
+    /// recorded pass; an override must agree with `curvature_product` to round-off.
+    fn curvature_product_with_output(
+        &self,
+        s: &[f64],
+        a: &[f64],
+        c: &[f64],
+        u: &[f64],
+        out: &mut [f64],
+    ) {
+        let _ = a;
+        self.curvature_product(s, c, u, out);
+    }
+
     /// Whether φ is the identity (no activation term; `a` may be the node `s` itself).
     fn is_identity(&self) -> bool {
         false

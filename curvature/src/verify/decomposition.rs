@@ -68,7 +68,7 @@ pub fn check_fisher_equals_ggn<M: Model>(
 }
 
 /// `H = G + C + Cᵀ + activation term` (Section 8.1.2) at θ, for a layered model: the whole
-/// Hessian (`H v` by a dual pass) against the sum of the four products, and in
+/// Hessian (`H v` by a dual pass of `forward`, [`dual_hessian_vector_product`](crate::ForwardPass::dual_hessian_vector_product)) against the sum of the four products, and in
 /// [`parts`](CheckReport::parts) each term against a reference built another way (dense
 /// Jacobians `J`, `J_{s_i}`, `J_{a_{i-1}}` by dual forward passes of `forward_layers`, one per
 /// parameter, combined with `H_L`, `∇_{s_i}h` and `∇_{a_i}h` as the formulas say): `G`,
@@ -86,7 +86,9 @@ pub fn check_hessian_decomposition<M: Model>(
     let pass = problem.at(theta)?;
     let n = pass.dim();
     let blocks = problem.model.parameter_blocks();
-    let h = pass.hessian().to_dense()?;
+    // The dual product reads `forward`, not the layers: the fused `H v` would be the sum of the
+    // same four terms.
+    let h = FnOperator::new(n, |v| pass.dual_hessian_vector_product(v)).to_dense()?;
     let g = pass.ggn().to_dense()?;
     let c = FnOperator::new(n, |v| pass.c_vector_product(v, None)).to_dense()?;
     let ct = FnOperator::new(n, |v| pass.c_transpose_vector_product(v, None)).to_dense()?;

@@ -18,7 +18,9 @@
 //! wrong `H_L` cancels out: check a new loss with [`check_loss`]. Likewise the decomposition's
 //! term references trust the layers' declared structure (`s_i = input · W_iᵀ + b_i`,
 //! `a_i = φ_i(s_i)`): a model that declares it wrongly fails the whole-Hessian comparison while
-//! its terms pass, and [`check_model`] says which layer is at fault. [`check_ggn_residual`] does
+//! its terms pass, and [`check_model`] says which layer is at fault (the whole-Hessian side
+//! is the dual `H v` of `forward`; a pass's own `H v` of a layered model is fused from the same
+//! four terms, so it trusts the layers too). [`check_ggn_residual`] does
 //! not involve `H_L`: its two sides share only the model's forward pass, `autodiff`'s rules and
 //! the loss's first derivative `∇_z L`.
 //!
